@@ -1,0 +1,115 @@
+"""``embedlab kge train | evaluate | export | predict``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+from embedlab.config import build_config
+from embedlab.errors import UserError
+from embedlab.kge.run import evaluate_splits, load_run, train_run
+
+app = typer.Typer(help="Knowledge-graph link prediction.", no_args_is_help=True)
+
+
+def _print_metrics(metrics: dict, split: str) -> None:
+    m = metrics[split]
+    typer.echo(
+        f"{split}: MRR {m['mrr']:.4f}  MR {m['mr']:.1f}  Hits@1 {m['hits@1']:.4f}  "
+        f"Hits@3 {m['hits@3']:.4f}  Hits@10 {m['hits@10']:.4f}  "
+        f"({m['num_queries']} queries, filtered, {m['seconds']:.2f} s)"
+    )
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it exists)"),
+    config: Path | None = typer.Option(None, "--config", help="YAML config file"),
+    dataset: str | None = typer.Option(None, help="dataset name or directory"),
+    model: str | None = typer.Option(None, help="distmult | complex"),
+    loss: str | None = typer.Option(None, help="sce"),
+    set_: list[str] = typer.Option([], "--set", help="override a config key: key=value"),
+    overwrite: bool = typer.Option(False, help="delete an existing run directory first"),
+) -> None:
+    """Train a KGE model with 1vsAll and evaluate its best checkpoint on valid and test.
+
+    Re-running on an existing --out with the same config resumes from checkpoints/last.
+    """
+    overrides = []
+    for key, value in (("dataset", dataset), ("model.name", model), ("loss.name", loss)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = build_config(path=config, overrides=overrides + list(set_))
+    metrics = train_run(cfg, out, overwrite=overwrite)
+    _print_metrics(metrics, "valid")
+    _print_metrics(metrics, "test")
+    typer.echo(f"run directory: {out}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    split: str = typer.Option("test", help="valid | test"),
+) -> None:
+    """Filtered MRR / MR / Hits@k of a run's best checkpoint on one split (both directions)."""
+    if split not in ("valid", "test"):
+        raise UserError(f"--split must be valid or test, got {split!r}")
+    config, dataset, model = load_run(run_dir)
+    metrics = evaluate_splits(config, dataset, model, (split,))
+    _print_metrics(metrics, split)
+    typer.echo(json.dumps(metrics[split]))
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    out: Path = typer.Argument(..., help="output .npz file"),
+) -> None:
+    """Write entity/relation embeddings and their id maps to an .npz file.
+
+    Arrays: entity_embeddings (N, d), relation_embeddings (R, d) (forward relations; the
+    reciprocal ones are in reciprocal_relation_embeddings), entity_ids, relation_ids.
+    """
+    _, dataset, model = load_run(run_dir)
+    rel = model.relations.weight.detach().numpy()
+    np.savez(
+        out,
+        entity_embeddings=model.entities.weight.detach().numpy(),
+        relation_embeddings=rel[: dataset.num_relations],
+        reciprocal_relation_embeddings=rel[dataset.num_relations :],
+        entity_ids=np.array(dataset.entity_ids),
+        relation_ids=np.array(dataset.relation_ids),
+    )
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    relation: str = typer.Option(..., help="relation label"),
+    head: str | None = typer.Option(None, help="head label: predict tails"),
+    tail: str | None = typer.Option(None, help="tail label: predict heads"),
+    top_k: int = typer.Option(10, help="number of answers"),
+) -> None:
+    """Top-k tails for (HEAD, RELATION, ?) or heads for (?, RELATION, TAIL), by name."""
+    if (head is None) == (tail is None):
+        raise UserError("give exactly one of --head (predict tails) or --tail (predict heads)")
+    _, dataset, model = load_run(run_dir)
+    ent = {e: i for i, e in enumerate(dataset.entity_ids)}
+    rel = {r: i for i, r in enumerate(dataset.relation_ids)}
+    given = head if head is not None else tail
+    assert given is not None
+    if given not in ent:
+        raise UserError(f"unknown entity {given!r} in {dataset.name}")
+    if relation not in rel:
+        raise UserError(f"unknown relation {relation!r}; known: {', '.join(dataset.relation_ids)}")
+    e, r = torch.tensor([ent[given]]), torch.tensor([rel[relation]])
+    with torch.no_grad():
+        scores = model.score_tails(e, r) if head is not None else model.score_heads(r, e)
+    values, idx = scores[0].topk(min(top_k, dataset.num_entities))
+    for rank, (v, i) in enumerate(zip(values.tolist(), idx.tolist(), strict=True), start=1):
+        typer.echo(f"{rank:3d}  {dataset.entity_ids[i]}\t{v:.4f}")

@@ -1,0 +1,45 @@
+"""Entry point ``embedlab``: user errors exit with code 2 and a message, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from embedlab.cli import datasets, kge
+from embedlab.errors import UserError
+
+app = typer.Typer(
+    help="embedlab: learn, regularize and compress embedding tables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(kge.app, name="kge")
+app.add_typer(datasets.app, name="datasets")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 success, 2 user error)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Typed experiment configs: YAML files plus dotted ``--set key=value`` overrides.
+
+Every key is validated by pydantic; unknown keys and wrong types are rejected with the key's dotted
+name (:class:`~embedlab.errors.UserError`). The resolved config (every default filled in) is what a
+run directory stores in ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from embedlab.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InitConfig(_Strict):
+    """Initializer of an embedding table (paper 002, tables 5-6: n / u / xn / xu).
+
+    ``scale`` is the standard deviation for ``normal``, the bound ``a`` of U(-a, a) for
+    ``uniform`` and the gain for ``xavier_normal`` / ``xavier_uniform``.
+    """
+
+    name: Literal["normal", "uniform", "xavier_normal", "xavier_uniform"] = "xavier_normal"
+    scale: float = Field(default=1.0, gt=0)
+
+
+class RegularizeConfig(_Strict):
+    """Penalty on an embedding table: ``lp`` (weight/p * sum |x|^p) or ``n3`` (lp with p = 3).
+
+    ``weighted``: as LibKGE's ``regularize_args.weighted``, penalize only the rows used in the
+    batch, each weighted by its frequency in the batch (divided by the batch's index count).
+    """
+
+    kind: Literal["none", "lp", "n3"] = "none"
+    weight: float = Field(default=0.0, ge=0)
+    p: int = Field(default=2, ge=1)
+    weighted: bool = False
+
+
+class EmbeddingConfig(_Strict):
+    """One embedding table: ``index transform -> lookup -> dropout`` (CONVENTIONS.md #2)."""
+
+    kind: Literal["lookup"] = "lookup"
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    init: InitConfig = Field(default_factory=InitConfig)
+    regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
+
+
+class ModelConfig(_Strict):
+    name: Literal["distmult", "complex"] = "complex"
+    dim: int = Field(default=128, gt=0, description="real numbers per embedding (ComplEx: 2x complex)")
+
+
+class LossConfig(_Strict):
+    name: Literal["sce"] = "sce"
+
+
+class TrainConfig(_Strict):
+    type: Literal["1vsAll"] = "1vsAll"
+    max_epochs: int = Field(default=100, ge=0)
+    max_minutes: float | None = Field(default=None, gt=0, description="wall-clock training budget")
+    batch_size: int = Field(default=512, gt=0)
+    optimizer: Literal["adam", "adagrad"] = "adam"
+    lr: float = Field(default=0.001, gt=0)
+    lr_decay: float = Field(default=0.95, gt=0, le=1, description="ReduceLROnPlateau factor")
+    lr_patience: int = Field(default=5, ge=0, description="validations without MRR gain")
+    early_stopping_patience: int = Field(default=10, ge=0, description="0 disables")
+    num_threads: int | None = Field(default=None, gt=0)
+    checkpoint_every: int = Field(default=1, gt=0, description="epochs between last-checkpoints")
+
+
+class EvalConfig(_Strict):
+    every: int = Field(default=5, gt=0, description="epochs between validations")
+    batch_size: int | None = Field(default=None, gt=0, description="None: adapt to memory")
+    ties: Literal["realistic", "optimistic", "pessimistic"] = "realistic"
+
+
+class KgeConfig(_Strict):
+    """A KGE experiment (ARCHITECTURE.md, config contract)."""
+
+    seed: int = 0
+    dataset: str = "umls"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    entity_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    relation_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into its key path and YAML-parsed value.
+
+    Raises:
+        UserError: when ``=`` or the key is missing.
+    """
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set expects key=value (e.g. train.lr=0.1), got {item!r}")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted ``key=value`` overrides to a nested dict (in place) and return it."""
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {item}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}: {msg}")
+    return f"invalid config ({source}):\n" + "\n".join(lines)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or a non-mapping raises :class:`UserError`."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def build_config(
+    *, path: Path | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> KgeConfig:
+    """Resolve a :class:`KgeConfig` from an optional YAML file, a base dict and overrides.
+
+    Raises:
+        UserError: unknown keys, wrong types or values, unreadable files; the message names keys.
+    """
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        data.update(load_yaml(path))
+    apply_overrides(data, overrides or [])
+    try:
+        return KgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(exc, str(path or "command line"))) from None
+
+
+def dump_config(config: KgeConfig) -> str:
+    """The fully resolved config as YAML (what ``RUN_DIR/config.yaml`` holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,77 @@
+"""The embedding-table template: index transform -> lookup -> dropout (CONVENTIONS.md #2)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from embedlab.config import EmbeddingConfig
+from embedlab.embeddings.init import initialize_
+
+
+class EmbeddingTable(nn.Module):
+    """A plain lookup table with dropout and an explicit penalty.
+
+    Args:
+        num_rows: rows N of the table.
+        dim: width d of each row.
+        config: initializer, dropout, regularization.
+
+    ``forward(indices)``: ``indices`` of any shape ``S`` -> ``S + (dim,)``. ``all()`` returns the
+    whole table ``(N, dim)`` through the same dropout (LibKGE's ``embed_all``). Subclasses (SSE,
+    KD codes) override :meth:`transform_indices` or :meth:`lookup` only.
+    """
+
+    def __init__(self, *, num_rows: int, dim: int, config: EmbeddingConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.weight = nn.Parameter(torch.empty(num_rows, dim))
+        initialize_(self.weight, config.init)
+        self.dropout = config.dropout
+
+    @property
+    def num_rows(self) -> int:
+        return self.weight.shape[0]
+
+    def transform_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Index transform before the lookup (identity here; SSE replaces indices)."""
+        return indices
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.weight[indices]
+
+    def apply_dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout in training mode, identity in eval mode.
+
+        Same distribution as ``nn.Dropout``; the mask comes from ``rand_like`` (about 2x faster
+        than ``bernoulli_`` on CPU, which matters when the whole table is dropped out per batch).
+        """
+        p = self.dropout
+        if not self.training or p == 0.0:
+            return x
+        keep = torch.rand_like(x) >= p
+        return x * keep * (1.0 / (1.0 - p))
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.apply_dropout(self.lookup(self.transform_indices(indices)))
+
+    def all(self) -> torch.Tensor:
+        """The full table ``(N, dim)`` after dropout (no index transform)."""
+        return self.apply_dropout(self.weight)
+
+    def penalty(self, indices: torch.Tensor) -> torch.Tensor:
+        """Regularization term for a batch (a scalar), returned, never accumulated.
+
+        ``lp``: ``weight / p * sum_rows |x|^p`` over the whole table, or, if ``weighted``, over
+        the unique rows of ``indices`` weighted by their count and divided by ``indices.numel()``
+        (LibKGE's weighted Lp). ``n3`` is ``lp`` with p = 3 (Lacroix et al., ICML 2018).
+        """
+        reg = self.config.regularize
+        if reg.kind == "none" or reg.weight == 0.0:
+            return self.weight.new_zeros(())
+        p = 3 if reg.kind == "n3" else reg.p
+        if not reg.weighted:
+            return reg.weight / p * self.weight.abs().pow(p).sum()
+        unique, counts = torch.unique(indices, return_counts=True)
+        rows = self.weight[unique].abs().pow(p)  # (U, dim)
+        return reg.weight / p * (rows * counts.unsqueeze(1)).sum() / indices.numel()

@@ -1,0 +1,1 @@
+"""Evaluation: filtered ranking for KGE."""

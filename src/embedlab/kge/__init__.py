@@ -1,0 +1,1 @@
+"""Knowledge-graph embedding: interactions (scoring functions) and the model wrapper."""

@@ -1,0 +1,21 @@
+"""Reciprocal relations: turn every triple into a tail query and a head query."""
+
+from __future__ import annotations
+
+import torch
+
+
+def as_queries(triples: torch.Tensor, num_relations: int) -> torch.Tensor:
+    """Both directions of each triple as tail queries.
+
+    Args:
+        triples: ``(B, 3)`` (head, relation, tail).
+        num_relations: R; the inverse of ``r`` is ``r + R``.
+
+    Returns:
+        ``(2B, 3)`` rows ``(subject, relation, answer)``: first ``(h, r, t)`` for every triple,
+        then ``(t, r + R, h)``.
+    """
+    h, r, t = triples.unbind(1)
+    inverse = torch.stack([t, r + num_relations, h], dim=1)
+    return torch.cat([triples, inverse], dim=0)

@@ -1,0 +1,128 @@
+"""A KGE run end to end: run directory, training (resumable), final evaluation, metrics.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from embedlab.config import KgeConfig, dump_config
+from embedlab.datasets.kg import KgDataset, load_kg
+from embedlab.errors import UserError
+from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
+from embedlab.kge.model import KgeModel
+from embedlab.kge.task import OneVsAllTask
+from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
+from embedlab.training.loop import Loop, RunPaths
+
+
+def prepare_run_dir(run_dir: Path, config: KgeConfig, *, overwrite: bool) -> bool:
+    """Create ``run_dir`` or check it can be resumed. Returns True when resuming.
+
+    Re-running ``train`` on an existing run directory resumes from ``checkpoints/last`` if the
+    resolved config is the same; ``overwrite`` deletes the directory and starts afresh.
+
+    Raises:
+        UserError: the directory holds a run with a different config (and no ``overwrite``).
+    """
+    saved = run_dir / "config.yaml"
+    if run_dir.exists() and overwrite:
+        shutil.rmtree(run_dir)
+    if saved.is_file():
+        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        if previous != config.model_dump(mode="json"):
+            raise UserError(
+                f"{run_dir} already holds a run with a different config. Use another --out, "
+                "or --overwrite to delete it and start again."
+            )
+        return True
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(dump_config(config), encoding="utf-8")
+    return False
+
+
+def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
+    return KgeModel(
+        num_entities=dataset.num_entities, num_relations=dataset.num_relations, config=config
+    )
+
+
+def load_run(run_dir: Path) -> tuple[KgeConfig, KgDataset, KgeModel]:
+    """Config, dataset and the best (else last) model of a run directory.
+
+    Raises:
+        UserError: not a run directory, or no checkpoint yet.
+    """
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    config = KgeConfig.model_validate(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
+    dataset = load_kg(config.dataset)
+    model = build_model(config, dataset)
+    paths = RunPaths(run_dir)
+    for ckpt in (paths.best, paths.last):
+        if checkpoint_exists(ckpt):
+            load_checkpoint(ckpt, model=model)
+            break
+    else:
+        raise UserError(f"{run_dir} has no checkpoint yet (train it first)")
+    model.eval()
+    return config, dataset, model
+
+
+def evaluate_splits(
+    config: KgeConfig, dataset: KgDataset, model: KgeModel, splits: tuple[str, ...]
+) -> dict[str, Any]:
+    known = known_answers(dataset.all_triples(), dataset.num_relations)
+    out: dict[str, Any] = {}
+    for split in splits:
+        start = time.perf_counter()
+        metrics = evaluate_kge(
+            model,
+            dataset.splits[split],
+            known,
+            ties=config.eval.ties,
+            batch_size=config.eval.batch_size,
+        )
+        seconds = time.perf_counter() - start
+        metrics["seconds"] = seconds
+        metrics["queries_per_s"] = metrics["num_queries"] / seconds
+        metrics["unseen_entity_triples"] = dataset.unseen_entity_triples(split)
+        out[split] = metrics
+    return out
+
+
+def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Train (or resume) a run, evaluate its best checkpoint, write ``metrics.json``."""
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    dataset = load_kg(config.dataset)
+    prepare_run_dir(run_dir, config, overwrite=overwrite)
+    torch.manual_seed(config.seed)
+    model = build_model(config, dataset)
+    known = known_answers(dataset.all_triples(), dataset.num_relations)
+    task = OneVsAllTask(model=model, dataset=dataset, known=known, config=config)
+    paths = RunPaths(run_dir)
+    loop = Loop(task=task, config=config.train, eval_every=config.eval.every, paths=paths)
+    state = loop.run(seed=config.seed)
+    if checkpoint_exists(paths.best):
+        load_checkpoint(paths.best, model=model)
+    model.eval()
+    metrics = evaluate_splits(config, dataset, model, ("valid", "test"))
+    metrics["timing"] = {
+        "train_seconds": state.seconds,
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "rows": state.rows,
+        "rows_per_s": state.rows / state.seconds if state.seconds else 0.0,
+        "stop_reason": state.stop_reason,
+        "threads": torch.get_num_threads(),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    loop.trace.write("test", **metrics["test"])
+    return metrics

@@ -1,0 +1,1 @@
+"""Training: one loop (batches, optimizer, scheduler, early stopping, checkpoints, trace)."""
