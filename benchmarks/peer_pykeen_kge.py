@@ -141,8 +141,13 @@ def main(argv: list[str] | None = None) -> dict:
         model.post_parameter_update()
         return n
 
+    def endless():
+        # start a new (reshuffled) epoch when one runs out, so any batch count works
+        while True:
+            yield from loader
+
     model.train()
-    iterator = iter(loader)
+    iterator = endless()
     for _ in range(WARMUP_BATCHES):
         step(next(iterator))
 
@@ -164,8 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
         timed_batches = batches_per_epoch
         train_mode = "full_epoch: one loop.train(num_epochs=1) call after 3 warm-up batches"
     else:
-        remaining = batches_per_epoch - WARMUP_BATCHES
-        timed_batches = min(args.train_batches, remaining)
+        timed_batches = args.train_batches
+        if timed_batches < 1:
+            raise SystemExit("--train-batches must be >= 1")
         train_rows = 0
         data_seconds = 0.0
         t0 = time.perf_counter()

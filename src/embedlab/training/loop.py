@@ -126,10 +126,11 @@ class Loop:
             loss, n = self.task.loss(batch)
             loss.backward()
             self.optimizer.step()
-            total += float(loss)
+            value = float(loss.detach())
+            total += value
             rows += n
             elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{float(loss):.4f}", rows_s=f"{rows / elapsed:.0f}")
+            bar.set_postfix(loss=f"{value:.4f}", rows_s=f"{rows / elapsed:.0f}")
             if self._over_budget(elapsed):
                 self.state.stop_reason = f"time budget of {self.config.max_minutes} min reached"
                 break
