@@ -44,9 +44,8 @@ import sys
 import time
 import warnings
 
-import torch
-
 import pykeen
+import torch
 from pykeen.evaluation import RankBasedEvaluator
 from pykeen.losses import CrossEntropyLoss
 from pykeen.models import ComplEx

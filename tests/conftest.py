@@ -10,19 +10,29 @@ import pytest
 from embedlab.config import build_config
 
 
-def write_kg(folder: Path, *, entities: int = 12, relations: int = 3, n: int = 80, seed: int = 0) -> Path:
+def write_kg(
+    folder: Path, *, entities: int = 12, relations: int = 3, n: int = 80, seed: int = 0
+) -> Path:
     """Write a random KG with train/valid/test splits to ``folder``."""
     rng = random.Random(seed)
     triples = sorted(
         {
-            (f"e{rng.randrange(entities)}", f"r{rng.randrange(relations)}", f"e{rng.randrange(entities)}")
+            (
+                f"e{rng.randrange(entities)}",
+                f"r{rng.randrange(relations)}",
+                f"e{rng.randrange(entities)}",
+            )
             for _ in range(n)
         }
     )
     rng.shuffle(triples)
     folder.mkdir(parents=True, exist_ok=True)
     cut1, cut2 = int(0.8 * len(triples)), int(0.9 * len(triples))
-    for name, part in (("train", triples[:cut1]), ("valid", triples[cut1:cut2]), ("test", triples[cut2:])):
+    for name, part in (
+        ("train", triples[:cut1]),
+        ("valid", triples[cut1:cut2]),
+        ("test", triples[cut2:]),
+    ):
         (folder / f"{name}.txt").write_text("".join("\t".join(t) + "\n" for t in part))
     return folder
 
@@ -33,7 +43,9 @@ def tiny_kg(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EMBEDLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 

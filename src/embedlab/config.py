@@ -55,7 +55,9 @@ class EmbeddingConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: Literal["distmult", "complex"] = "complex"
-    dim: int = Field(default=128, gt=0, description="real numbers per embedding (ComplEx: 2x complex)")
+    dim: int = Field(
+        default=128, gt=0, description="real numbers per embedding (ComplEx: 2x complex)"
+    )
 
 
 class LossConfig(_Strict):

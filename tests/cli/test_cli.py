@@ -10,27 +10,55 @@ import pytest
 
 from embedlab.cli.main import main
 
-FAST = ["--set", "model.dim=16", "--set", "train.max_epochs=3", "--set", "train.num_threads=1",
-        "--set", "eval.every=1", "--set", "train.batch_size=64"]
+FAST = [
+    "--set",
+    "model.dim=16",
+    "--set",
+    "train.max_epochs=3",
+    "--set",
+    "train.num_threads=1",
+    "--set",
+    "eval.every=1",
+    "--set",
+    "train.batch_size=64",
+]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "nations"
-    assert main(["kge", "train", "--dataset", "nations", "--model", "complex", "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            ["kge", "train", "--dataset", "nations", "--model", "complex", "--out", str(out), *FAST]
+        )
+        == 0
+    )
     return out
 
 
 def test_run_directory_contract(run_dir: Path) -> None:
-    for name in ("config.yaml", "trace.jsonl", "metrics.json", "checkpoints/last.safetensors",
-                 "checkpoints/last.json", "checkpoints/best.safetensors", "checkpoints/best.json"):
+    for name in (
+        "config.yaml",
+        "trace.jsonl",
+        "metrics.json",
+        "checkpoints/last.safetensors",
+        "checkpoints/last.json",
+        "checkpoints/best.safetensors",
+        "checkpoints/best.json",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for split in ("valid", "test"):
         for key in ("mrr", "mr", "hits@1", "hits@3", "hits@10"):
-            assert key in metrics[split] and key in metrics[split]["head"] and key in metrics[split]["tail"]
+            assert (
+                key in metrics[split]
+                and key in metrics[split]["head"]
+                and key in metrics[split]["tail"]
+            )
     assert metrics["timing"]["epochs"] == 3
-    events = [json.loads(line)["event"] for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"] for line in (run_dir / "trace.jsonl").read_text().splitlines()
+    ]
     assert events.count("epoch") == 3 and events.count("valid") == 3 and "test" in events
 
 
@@ -52,7 +80,22 @@ def test_export_npz(run_dir: Path, tmp_path: Path) -> None:
 
 def test_predict_by_name(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
-    assert main(["kge", "predict", str(run_dir), "--head", "brazil", "--relation", "embassy", "--top-k", "3"]) == 0
+    assert (
+        main(
+            [
+                "kge",
+                "predict",
+                str(run_dir),
+                "--head",
+                "brazil",
+                "--relation",
+                "embassy",
+                "--top-k",
+                "3",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].split()[0] == "1"
     assert main(["kge", "predict", str(run_dir), "--tail", "usa", "--relation", "embassy"]) == 0

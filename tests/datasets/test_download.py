@@ -57,7 +57,9 @@ def _spec(url: str, digest: str) -> DatasetSpec:
     )
 
 
-def test_download_archive_with_checksum(server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_archive_with_checksum(
+    server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, root = server
     digest = _tiny_archive(root / "tiny.tar.gz")
     monkeypatch.setitem(registry.REGISTRY, "tinydl", _spec(f"{base}/tiny.tar.gz", digest))
@@ -70,7 +72,9 @@ def test_download_archive_with_checksum(server: tuple[str, Path], monkeypatch: p
     assert resolve.resolve_dataset_dir("tinydl") == resolve.cache_dir() / "tinydl"
 
 
-def test_checksum_mismatch_is_rejected(server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checksum_mismatch_is_rejected(
+    server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, root = server
     _tiny_archive(root / "tiny.tar.gz")
     monkeypatch.setitem(registry.REGISTRY, "tinydl", _spec(f"{base}/tiny.tar.gz", "0" * 64))
@@ -86,7 +90,9 @@ def test_per_file_download(server: tuple[str, Path], monkeypatch: pytest.MonkeyP
     for split in ("train", "valid", "test"):
         data = b"x\tr\ty\n"
         (root / f"{split}.txt").write_bytes(data)
-        files[f"{split}.txt"] = RemoteFile(url=f"{base}/{split}.txt", sha256=hashlib.sha256(data).hexdigest())
+        files[f"{split}.txt"] = RemoteFile(
+            url=f"{base}/{split}.txt", sha256=hashlib.sha256(data).hexdigest()
+        )
     spec = DatasetSpec(name="tinyfiles", kind="kg", description="t", citation="t", files=files)
     monkeypatch.setitem(registry.REGISTRY, "tinyfiles", spec)
     assert load_kg("tinyfiles").num_entities == 2

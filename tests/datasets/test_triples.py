@@ -43,7 +43,9 @@ def test_vocabulary_covers_all_splits(tiny_kg: Path) -> None:
     assert int(ds.all_triples().max()) < ds.num_entities
 
 
-@pytest.mark.parametrize(("name", "entities", "relations"), [("nations", 14, 55), ("umls", 135, 46)])
+@pytest.mark.parametrize(
+    ("name", "entities", "relations"), [("nations", 14, 55), ("umls", 135, 46)]
+)
 def test_shipped_datasets(name: str, entities: int, relations: int) -> None:
     ds = load_kg(name)
     assert ds.num_entities == entities and ds.num_relations == relations

@@ -29,7 +29,14 @@ def test_metrics_hand_example() -> None:
 
 def test_known_answers_lookup_matches_sets() -> None:
     g = torch.Generator().manual_seed(0)
-    q = torch.stack([torch.randint(0, 6, (60,), generator=g), torch.randint(0, 4, (60,), generator=g), torch.randint(0, 6, (60,), generator=g)], 1)
+    q = torch.stack(
+        [
+            torch.randint(0, 6, (60,), generator=g),
+            torch.randint(0, 4, (60,), generator=g),
+            torch.randint(0, 6, (60,), generator=g),
+        ],
+        1,
+    )
     known = KnownAnswers(queries=q, num_relation_slots=4)
     truth: dict[tuple[int, int], set[int]] = {}
     for s, r, o in q.tolist():
@@ -42,7 +49,9 @@ def test_known_answers_lookup_matches_sets() -> None:
     assert got == truth
 
 
-def _naive_ranks(model: KgeModel, queries: torch.Tensor, all_queries: torch.Tensor) -> list[tuple[float, float]]:
+def _naive_ranks(
+    model: KgeModel, queries: torch.Tensor, all_queries: torch.Tensor
+) -> list[tuple[float, float]]:
     out = []
     known = {(s, r, o) for s, r, o in all_queries.tolist()}
     with torch.no_grad():
@@ -72,7 +81,12 @@ def test_batched_filtered_ranks_equal_naive_loop(model_name: str, batch_size: in
         model.relations.weight.copy_(torch.randint(-1, 2, model.relations.weight.shape).float())
     g = torch.Generator().manual_seed(1)
     triples = torch.stack(
-        [torch.randint(0, n_ent, (40,), generator=g), torch.randint(0, n_rel, (40,), generator=g), torch.randint(0, n_ent, (40,), generator=g)], 1
+        [
+            torch.randint(0, n_ent, (40,), generator=g),
+            torch.randint(0, n_rel, (40,), generator=g),
+            torch.randint(0, n_ent, (40,), generator=g),
+        ],
+        1,
     )
     known = known_answers(triples, n_rel)
     test = triples[:12]

@@ -12,16 +12,26 @@ import time
 from pathlib import Path
 
 ARGS = [
-    "--dataset", "nations",
-    "--model", "complex",
-    "--set", "model.dim=16",
-    "--set", "train.max_epochs=40",
-    "--set", "train.batch_size=8",
-    "--set", "train.optimizer=adagrad",
-    "--set", "train.lr=0.1",
-    "--set", "train.num_threads=1",
-    "--set", "eval.every=3",
-    "--set", "entity_embedding.dropout=0.2",
+    "--dataset",
+    "nations",
+    "--model",
+    "complex",
+    "--set",
+    "model.dim=16",
+    "--set",
+    "train.max_epochs=40",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.optimizer=adagrad",
+    "--set",
+    "train.lr=0.1",
+    "--set",
+    "train.num_threads=1",
+    "--set",
+    "eval.every=3",
+    "--set",
+    "entity_embedding.dropout=0.2",
 ]
 
 
@@ -71,8 +81,20 @@ def test_rerun_with_other_config_is_refused(tmp_path: Path) -> None:
     from embedlab.cli.main import main
 
     out = tmp_path / "run"
-    base = ["kge", "train", "--out", str(out), "--dataset", "nations", "--set", "model.dim=8",
-            "--set", "train.max_epochs=1", "--set", "train.num_threads=1"]
+    base = [
+        "kge",
+        "train",
+        "--out",
+        str(out),
+        "--dataset",
+        "nations",
+        "--set",
+        "model.dim=8",
+        "--set",
+        "train.max_epochs=1",
+        "--set",
+        "train.num_threads=1",
+    ]
     assert main(base) == 0
     assert main([*base, "--set", "train.lr=0.5"]) == 2
     assert main([*base, "--set", "train.lr=0.5", "--overwrite"]) == 0

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from embedlab.cli import datasets, kge
+from embedlab.cli import datasets, kge, plot
 from embedlab.errors import UserError
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(kge.app, name="kge")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(plot.app, name="plot")
 
 
 def main(argv: list[str] | None = None) -> int:

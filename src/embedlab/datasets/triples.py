@@ -18,7 +18,9 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
             exactly three tab-separated fields; the message names the file and line number.
     """
     if not path.is_file():
-        raise DatasetError(f"{path}: file not found (a KG dataset needs train.txt, valid.txt, test.txt)")
+        raise DatasetError(
+            f"{path}: file not found (a KG dataset needs train.txt, valid.txt, test.txt)"
+        )
     raw = path.read_bytes()
     triples: list[tuple[str, str, str]] = []
     for lineno, line_bytes in enumerate(raw.splitlines(), start=1):

@@ -12,9 +12,9 @@ from embedlab.config import KgeConfig
 from embedlab.datasets.kg import KgDataset
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge
+from embedlab.kge.interactions import TailLinearInteraction
 from embedlab.kge.model import KgeModel
 from embedlab.kge.reciprocal import as_queries
-from embedlab.kge.interactions import TailLinearInteraction
 from embedlab.losses import LOSSES, sce_tail_linear
 
 

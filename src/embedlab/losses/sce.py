@@ -38,7 +38,7 @@ class _BlockedSce(torch.autograd.Function):
     """Forward computes the loss and both gradients block by block; backward scales them."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         queries: torch.Tensor,
         candidates: torch.Tensor,
@@ -69,7 +69,7 @@ class _BlockedSce(torch.autograd.Function):
         return total.to(queries.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         grad_q, grad_c = ctx.saved_tensors
         return grad_out * grad_q, grad_out * grad_c, None, None
 

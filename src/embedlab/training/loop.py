@@ -29,8 +29,13 @@ from embedlab.training.trace import Trace
 class Task(Protocol):
     """What the loop needs from a task (KGE, MF, LM)."""
 
-    model: torch.nn.Module
-    metric: str  # validation metric key, higher is better
+    @property
+    def model(self) -> torch.nn.Module: ...
+
+    @property
+    def metric(self) -> str:
+        """Validation metric key; higher is better."""
+        ...
 
     def num_batches(self) -> int: ...
 
@@ -80,7 +85,9 @@ def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
 class Loop:
     """Runs ``task`` to completion under ``config`` inside ``paths.root``."""
 
-    def __init__(self, *, task: Task, config: TrainConfig, eval_every: int, paths: RunPaths) -> None:
+    def __init__(
+        self, *, task: Task, config: TrainConfig, eval_every: int, paths: RunPaths
+    ) -> None:
         self.task, self.config, self.eval_every, self.paths = task, config, eval_every, paths
         self.optimizer = build_optimizer(task.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
@@ -99,7 +106,9 @@ class Loop:
     def _resume(self, generator: torch.Generator) -> bool:
         if not checkpoint_exists(self.paths.last):
             return False
-        rng, state = load_checkpoint(self.paths.last, model=self.task.model, optimizer=self.optimizer)
+        rng, state = load_checkpoint(
+            self.paths.last, model=self.task.model, optimizer=self.optimizer
+        )
         torch.set_rng_state(rng["torch"])
         generator.set_state(rng["shuffle"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -154,9 +163,15 @@ class Loop:
             self.state.bad_evals += 1
         patience = self.config.early_stopping_patience
         if patience and self.state.bad_evals >= patience and self.state.stop_reason is None:
-            self.state.stop_reason = f"early stopping: no {self.task.metric} gain in {patience} validations"
+            self.state.stop_reason = (
+                f"early stopping: no {self.task.metric} gain in {patience} validations"
+            )
         self.trace.write(
-            "valid", epoch=self.state.epoch, seconds=self.state.seconds, eval_seconds=seconds, **metrics
+            "valid",
+            epoch=self.state.epoch,
+            seconds=self.state.seconds,
+            eval_seconds=seconds,
+            **metrics,
         )
         print(
             f"epoch {self.state.epoch:4d}  valid {self.task.metric} {value:.4f} "
@@ -188,7 +203,11 @@ class Loop:
             last = self.state.epoch == self.config.max_epochs or self.state.stop_reason
             if self.state.epoch % self.eval_every == 0 or last:
                 self._validate(generator)
-            if self.state.epoch % self.config.checkpoint_every == 0 or last or self.state.stop_reason:
+            if (
+                self.state.epoch % self.config.checkpoint_every == 0
+                or last
+                or self.state.stop_reason
+            ):
                 self._save(self.paths.last, generator)
         if self.state.stop_reason is None:
             self.state.stop_reason = "max epochs reached"

@@ -1,0 +1,46 @@
+"""Plots (matplotlib, PNG): training curves read from ``trace.jsonl``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from embedlab.errors import UserError  # noqa: E402
+from embedlab.training.trace import read_trace  # noqa: E402
+
+
+def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: str = "") -> Path:
+    """Validation ``metric`` against wall-clock minutes for each run directory.
+
+    Raises:
+        UserError: a directory without ``trace.jsonl`` or without validation events.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for run_dir in run_dirs:
+        path = run_dir / "trace.jsonl"
+        if not path.is_file():
+            raise UserError(f"{run_dir} has no trace.jsonl")
+        valid = [e for e in read_trace(path) if e["event"] == "valid"]
+        if not valid:
+            raise UserError(f"{path} has no validation events")
+        minutes = [e["seconds"] / 60 for e in valid]
+        ax.plot(minutes, [e[metric] for e in valid], marker=".", label=run_dir.name)
+        tests = [e for e in read_trace(path) if e["event"] == "test"]
+        if tests:
+            ax.axhline(
+                tests[-1][metric], linestyle=":", linewidth=1, color=ax.lines[-1].get_color()
+            )
+    ax.set_xlabel("training time (minutes, incl. validation)")
+    ax.set_ylabel(f"filtered valid {metric.upper()} (dotted: final test)")
+    ax.set_title(title or "validation curve")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
