@@ -74,16 +74,71 @@ def count_lines(path: pathlib.Path) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="wn18rr")
-    parser.add_argument("--train-batches", type=int, default=40, help="timed batches after 3 warm-up batches")
-    parser.add_argument("--full-epoch", action="store_true", help="time one full epoch via loop.train(num_epochs=1)")
+    parser.add_argument(
+        "--train-batches", type=int, default=40, help="timed batches after 3 warm-up batches"
+    )
+    parser.add_argument(
+        "--full-epoch", action="store_true", help="time one full epoch via loop.train(num_epochs=1)"
+    )
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--dim", type=int, default=64, help="complex embedding size (2x as many reals)")
+    parser.add_argument(
+        "--dim", type=int, default=64, help="complex embedding size (2x as many reals)"
+    )
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--eval-batch-size", type=int, default=2048, help="0 = let PyKEEN choose")
     parser.add_argument("--regularizer", choices=["none", "default"], default="none")
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--seed", type=int, default=42)
     return parser.parse_args(argv)
+
+
+def time_batches(step, iterator, count: int) -> tuple[int, float, float]:
+    """Run ``count`` training steps; return rows, total seconds and data-loading seconds."""
+    rows, data_seconds = 0, 0.0
+    t0 = time.perf_counter()
+    for _ in range(count):
+        t_data = time.perf_counter()
+        batch = next(iterator)
+        data_seconds += time.perf_counter() - t_data
+        rows += step(batch)
+    return rows, time.perf_counter() - t0, data_seconds
+
+
+def evaluate_test(args, model, training, validation, testing, dropped_test: int) -> dict:
+    """Time one filtered RankBasedEvaluator pass over the (kept) test triples."""
+    model.eval()
+    evaluator = RankBasedEvaluator(filtered=True)
+    filter_triples = [training.mapped_triples, validation.mapped_triples]
+    eval_batch_size = args.eval_batch_size or None
+    evaluator.evaluate(
+        model=model,
+        mapped_triples=testing.mapped_triples[:EVAL_WARMUP_TRIPLES],
+        additional_filter_triples=filter_triples,
+        batch_size=eval_batch_size,
+        use_tqdm=False,
+    )
+    t0 = time.perf_counter()
+    metrics = evaluator.evaluate(
+        model=model,
+        mapped_triples=testing.mapped_triples,
+        additional_filter_triples=filter_triples,
+        batch_size=eval_batch_size,
+        use_tqdm=False,
+    )
+    eval_seconds = time.perf_counter() - t0
+    queries = 2 * testing.num_triples
+    return {
+        "queries": queries,
+        "seconds": round(eval_seconds, 4),
+        "queries_per_s": round(queries / eval_seconds, 1),
+        "dropped_test_triples": dropped_test,
+        "evaluated_test_triples": testing.num_triples,
+        "batch_size": eval_batch_size if eval_batch_size else "auto",
+        "query_definition": "2 x evaluated test triples (head and tail side), filtered with train+valid+test",
+        "mrr_after_partial_training": round(
+            float(metrics.get_metric("both.realistic.inverse_harmonic_mean_rank")), 5
+        ),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -126,7 +181,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     generator = torch.Generator().manual_seed(args.seed)
     loader = loop._create_training_data_loader(
-        training, sampler=None, batch_size=args.batch_size, shuffle=True, drop_last=False, generator=generator
+        training,
+        sampler=None,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=False,
+        generator=generator,
     )
     rows_per_epoch = len(loader.dataset)
     batches_per_epoch = math.ceil(rows_per_epoch / args.batch_size)
@@ -171,16 +231,10 @@ def main(argv: list[str] | None = None) -> dict:
         timed_batches = args.train_batches
         if timed_batches < 1:
             raise SystemExit("--train-batches must be >= 1")
-        train_rows = 0
-        data_seconds = 0.0
-        t0 = time.perf_counter()
-        for _ in range(timed_batches):
-            t_data = time.perf_counter()
-            batch = next(iterator)
-            data_seconds += time.perf_counter() - t_data
-            train_rows += step(batch)
-        train_seconds = time.perf_counter() - t0
-        train_mode = f"fixed_batches: {timed_batches} batches after 3 warm-up batches, data loading included"
+        train_rows, train_seconds, data_seconds = time_batches(step, iterator, timed_batches)
+        train_mode = (
+            f"fixed_batches: {timed_batches} batches after 3 warm-up batches, data loading included"
+        )
 
     result = {
         "peer": "pykeen",
@@ -225,37 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
 
     if not args.skip_eval:
-        model.eval()
-        evaluator = RankBasedEvaluator(filtered=True)
-        filter_triples = [training.mapped_triples, validation.mapped_triples]
-        eval_batch_size = args.eval_batch_size or None
-        evaluator.evaluate(
-            model=model,
-            mapped_triples=testing.mapped_triples[:EVAL_WARMUP_TRIPLES],
-            additional_filter_triples=filter_triples,
-            batch_size=eval_batch_size,
-            use_tqdm=False,
-        )
-        t0 = time.perf_counter()
-        metrics = evaluator.evaluate(
-            model=model,
-            mapped_triples=testing.mapped_triples,
-            additional_filter_triples=filter_triples,
-            batch_size=eval_batch_size,
-            use_tqdm=False,
-        )
-        eval_seconds = time.perf_counter() - t0
-        queries = 2 * testing.num_triples
-        result["eval"] = {
-            "queries": queries,
-            "seconds": round(eval_seconds, 4),
-            "queries_per_s": round(queries / eval_seconds, 1),
-            "dropped_test_triples": dropped_test,
-            "evaluated_test_triples": testing.num_triples,
-            "batch_size": eval_batch_size if eval_batch_size else "auto",
-            "query_definition": "2 x evaluated test triples (head and tail side), filtered with train+valid+test",
-            "mrr_after_partial_training": round(float(metrics.get_metric("both.realistic.inverse_harmonic_mean_rank")), 5),
-        }
+        result["eval"] = evaluate_test(args, model, training, validation, testing, dropped_test)
 
     print(json.dumps(result))
     return result
