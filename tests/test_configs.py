@@ -18,7 +18,12 @@ def test_config_validates(path: Path) -> None:
 
 def test_wn18rr_complex_matches_table_6() -> None:
     cfg = build_config(path=Path(__file__).parent.parent / "configs/kge/wn18rr/complex-sce.yaml")
-    assert (cfg.train.batch_size, cfg.model.dim, cfg.train.optimizer, cfg.train.lr) == (512, 128, "adagrad", 0.526)
+    assert (cfg.train.batch_size, cfg.model.dim, cfg.train.optimizer, cfg.train.lr) == (
+        512,
+        128,
+        "adagrad",
+        0.526,
+    )
     assert (cfg.entity_embedding.dropout, cfg.relation_embedding.dropout) == (0.359, 0.311)
     assert cfg.entity_embedding.regularize.weight == 4.52e-6
     assert cfg.entity_embedding.init.name == "uniform" and cfg.entity_embedding.init.scale == 0.281

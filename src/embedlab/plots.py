@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from embedlab.errors import UserError  # noqa: E402
-from embedlab.training.trace import read_trace  # noqa: E402
+from embedlab.training.trace import events_of_final_history, read_trace  # noqa: E402
 
 
 def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: str = "") -> Path:
@@ -24,12 +24,13 @@ def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: s
         path = run_dir / "trace.jsonl"
         if not path.is_file():
             raise UserError(f"{run_dir} has no trace.jsonl")
-        valid = [e for e in read_trace(path) if e["event"] == "valid"]
+        events = read_trace(path)
+        valid = events_of_final_history(events, "valid")
         if not valid:
             raise UserError(f"{path} has no validation events")
         minutes = [e["seconds"] / 60 for e in valid]
         ax.plot(minutes, [e[metric] for e in valid], marker=".", label=run_dir.name)
-        tests = [e for e in read_trace(path) if e["event"] == "test"]
+        tests = [e for e in events if e["event"] == "test"]
         if tests:
             ax.axhline(
                 tests[-1][metric], linestyle=":", linewidth=1, color=ax.lines[-1].get_color()

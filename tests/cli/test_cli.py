@@ -138,3 +138,56 @@ def test_datasets_list_and_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert "wn18rr" in out and "fb15k-237" in out and "umls" in out
     assert main(["datasets", "info", "nations"]) == 0
     assert "entities: 14" in capsys.readouterr().out
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    argv = ["kge", "train", "--dataset", "nations", "--out", str(precious), "--overwrite"]
+    assert main(argv) == 2
+    assert (precious / "thesis.tex").is_file()
+    assert "refusing" in capsys.readouterr().err
+
+
+def test_lr_decay_one_disables_the_scheduler(tmp_path: Path) -> None:
+    out = tmp_path / "nodecay"
+    assert (
+        main(
+            [
+                "kge",
+                "train",
+                "--dataset",
+                "nations",
+                "--out",
+                str(out),
+                *FAST,
+                "--set",
+                "train.lr_decay=1",
+            ]
+        )
+        == 0
+    )
+
+
+def test_time_budget_stops_training(tmp_path: Path) -> None:
+    out = tmp_path / "budget"
+    argv = [
+        "kge",
+        "train",
+        "--dataset",
+        "nations",
+        "--out",
+        str(out),
+        *FAST,
+        "--set",
+        "train.max_epochs=100000",
+        "--set",
+        "train.max_minutes=0.02",
+    ]
+    assert main(argv) == 0
+    timing = json.loads((out / "metrics.json").read_text())["timing"]
+    assert timing["stop_reason"].startswith("time budget")
+    assert timing["train_and_valid_seconds"] < 0.02 * 60 + 5

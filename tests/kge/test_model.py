@@ -49,7 +49,9 @@ def test_fused_training_loss_equals_plain_and_reaches_parameters(name: str) -> N
     fused, rows = task.loss(batch)
     assert rows == 32
     fused_grads = torch.autograd.grad(fused, list(model.parameters()))
-    q = torch.cat([batch, torch.stack([batch[:, 2], batch[:, 1] + ds.num_relations, batch[:, 0]], 1)])
+    q = torch.cat(
+        [batch, torch.stack([batch[:, 2], batch[:, 1] + ds.num_relations, batch[:, 0]], 1)]
+    )
     plain = sce(model.score_tails(q[:, 0], q[:, 1]), q[:, 2]) / 16
     plain_grads = torch.autograd.grad(plain, list(model.parameters()))
     assert fused.item() == pytest.approx(plain.item(), rel=1e-5)

@@ -98,3 +98,18 @@ def test_rerun_with_other_config_is_refused(tmp_path: Path) -> None:
     assert main(base) == 0
     assert main([*base, "--set", "train.lr=0.5"]) == 2
     assert main([*base, "--set", "train.lr=0.5", "--overwrite"]) == 0
+
+
+def test_final_history_drops_abandoned_epochs() -> None:
+    from embedlab.training.trace import events_of_final_history
+
+    events = [
+        {"event": "valid", "epoch": 1},
+        {"event": "valid", "epoch": 2},
+        {"event": "valid", "epoch": 3},  # lost: the run was killed before checkpointing epoch 3
+        {"event": "resume", "epoch": 2},
+        {"event": "valid", "epoch": 3},
+        {"event": "test", "epoch": 3},
+    ]
+    kept = events_of_final_history(events, "valid")
+    assert [e["epoch"] for e in kept] == [1, 2, 3] and kept[-1] is events[4]

@@ -32,7 +32,9 @@ def train(
     dataset: str | None = typer.Option(None, help="dataset name or directory"),
     model: str | None = typer.Option(None, help="distmult | complex"),
     loss: str | None = typer.Option(None, help="sce"),
-    set_: list[str] = typer.Option([], "--set", help="override a config key: key=value"),
+    set_: list[str] = typer.Option(
+        [], "--set", help="override a config key, repeatable: --set train.lr=0.1 --set model.dim=64"
+    ),
     overwrite: bool = typer.Option(False, help="delete an existing run directory first"),
 ) -> None:
     """Train a KGE model with 1vsAll and evaluate its best checkpoint on valid and test.
@@ -76,6 +78,8 @@ def export(
     """
     _, dataset, model = load_run(run_dir)
     rel = model.relations.weight.detach().numpy()
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")  # what np.savez would write
     np.savez(
         out,
         entity_embeddings=model.entities.weight.detach().numpy(),
@@ -93,7 +97,7 @@ def predict(
     relation: str = typer.Option(..., help="relation label"),
     head: str | None = typer.Option(None, help="head label: predict tails"),
     tail: str | None = typer.Option(None, help="tail label: predict heads"),
-    top_k: int = typer.Option(10, help="number of answers"),
+    top_k: int = typer.Option(10, min=1, help="number of answers"),
 ) -> None:
     """Top-k tails for (HEAD, RELATION, ?) or heads for (?, RELATION, TAIL), by name."""
     if (head is None) == (tail is None):

@@ -71,26 +71,38 @@ def download(spec: DatasetSpec, target: Path, *, progress: bool = True) -> Path:
                     progressbar=progress,
                 )
     except ValueError as exc:  # pooch raises ValueError on a hash mismatch
-        raise DatasetError(f"download of {spec.name!r} failed verification: {exc}") from None
+        raise DatasetError(
+            f"download of {spec.name!r} failed verification: {exc}. {_manual_hint(spec)}"
+        ) from None
     except OSError as exc:  # requests' errors derive from OSError
-        raise DatasetError(f"download of {spec.name!r} failed: {exc}") from None
+        raise DatasetError(
+            f"download of {spec.name!r} failed: {exc}. {_manual_hint(spec)}"
+        ) from None
     return target
 
 
-def resolve_dataset_dir(name_or_dir: str, *, allow_download: bool = True) -> Path:
+def _manual_hint(spec: DatasetSpec) -> str:
+    return (
+        f"To provide the files by hand, put {', '.join(_expected_files(spec))} in "
+        f"${DATA_DIR_ENV}/{spec.name}/ or {cache_dir() / spec.name}/, or pass a directory "
+        "with --dataset."
+    )
+
+
+def resolve_dataset_dir(name_or_dir: str) -> Path:
     """Return the directory holding a dataset's files.
 
-    Resolution order (ARCHITECTURE.md): an existing directory path (custom dataset) -> package
-    data -> ``$EMBEDLAB_DATA_DIR/NAME`` -> user cache -> download with checksum.
+    A registry name resolves (ARCHITECTURE.md) through package data -> ``$EMBEDLAB_DATA_DIR/NAME``
+    -> user cache -> download with checksum. Anything else must be an existing directory (a
+    custom dataset); ``./wn18rr`` names a directory even where ``wn18rr`` is a registry name.
 
     Raises:
         UserError: unknown name, or the files cannot be found or downloaded; the message says how
             to provide them.
     """
-    as_path = Path(name_or_dir).expanduser()
-    if as_path.is_dir():
-        return as_path
     spec = REGISTRY.get(name_or_dir)
+    if spec is None and Path(name_or_dir).expanduser().is_dir():
+        return Path(name_or_dir).expanduser()
     if spec is None:
         known = ", ".join(sorted(REGISTRY))
         raise UserError(
@@ -100,14 +112,11 @@ def resolve_dataset_dir(name_or_dir: str, *, allow_download: bool = True) -> Pat
     if spec.packaged and _complete(packaged_dir(spec.name), spec):
         return packaged_dir(spec.name)
     env = os.environ.get(DATA_DIR_ENV)
-    if env and (Path(env) / spec.name).is_dir():
+    if env and _complete(Path(env) / spec.name, spec):
         return Path(env) / spec.name
     cached = cache_dir() / spec.name
     if spec.downloadable and _complete(cached, spec):
         return cached
-    if spec.downloadable and allow_download:
+    if spec.downloadable:
         return download(spec, cached)
-    raise UserError(
-        f"dataset {spec.name!r} not found. Put its files in ${DATA_DIR_ENV}/{spec.name}/ "
-        f"or in {cached}, or pass a directory with --dataset."
-    )
+    raise UserError(f"dataset {spec.name!r} not found. {_manual_hint(spec)}")

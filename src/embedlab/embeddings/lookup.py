@@ -38,7 +38,13 @@ class EmbeddingTable(nn.Module):
         return indices
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Rows of the table: ``S`` -> ``S + (dim,)``."""
         return self.weight[indices]
+
+    def lookup_all(self) -> torch.Tensor:
+        """Every row, ``(N, dim)``; equals ``lookup(arange(N))`` (a subclass overriding
+        :meth:`lookup` overrides this too)."""
+        return self.weight
 
     def apply_dropout(self, x: torch.Tensor) -> torch.Tensor:
         """Inverted dropout in training mode, identity in eval mode.
@@ -57,14 +63,16 @@ class EmbeddingTable(nn.Module):
 
     def all(self) -> torch.Tensor:
         """The full table ``(N, dim)`` after dropout (no index transform)."""
-        return self.apply_dropout(self.weight)
+        return self.apply_dropout(self.lookup_all())
 
     def penalty(self, indices: torch.Tensor) -> torch.Tensor:
         """Regularization term for a batch (a scalar), returned, never accumulated.
 
         ``lp``: ``weight / p * sum_rows |x|^p`` over the whole table, or, if ``weighted``, over
         the unique rows of ``indices`` weighted by their count and divided by ``indices.numel()``
-        (LibKGE's weighted Lp). ``n3`` is ``lp`` with p = 3 (Lacroix et al., ICML 2018).
+        (LibKGE's weighted Lp). ``n3`` is ``lp`` with p = 3 on the real coordinates (``p`` is
+        then ignored); Lacroix et al. (ICML 2018) apply it to complex moduli, which is not the same
+        for ComplEx.
         """
         reg = self.config.regularize
         if reg.kind == "none" or reg.weight == 0.0:

@@ -30,8 +30,6 @@ class DistMult:
     Shapes: ``h, r, t`` broadcastable ``(..., d)`` -> ``(...)``; relation width = entity width.
     """
 
-    relation_dim_factor = 1
-
     def query(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         return h * r
 
@@ -46,8 +44,6 @@ class ComplEx:
     ``query(h, r) = [Re(h r), Im(h r)]`` so that ``score = <query, t>``.
     Shapes: ``(..., d)`` broadcastable -> ``(...)``; ``d`` must be even.
     """
-
-    relation_dim_factor = 1
 
     def query(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         h_re, h_im = h.chunk(2, dim=-1)

@@ -61,6 +61,12 @@ class KgeModel(nn.Module):
         h, r, t = triples.unbind(1)
         return self.interaction.score(self.entities(h), self.relations(r), self.entities(t))
 
-    def penalty(self, entity_indices: torch.Tensor, relation_indices: torch.Tensor) -> torch.Tensor:
-        """Regularization of both tables for a batch (scalar), see :meth:`EmbeddingTable.penalty`."""
-        return self.entities.penalty(entity_indices) + self.relations.penalty(relation_indices)
+    def penalty(self, triples: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """Regularization for a batch (scalar), see :meth:`EmbeddingTable.penalty`.
+
+        As LibKGE's reciprocal model: the entity table is penalized once in its subject role and
+        once in its object role (``triples``: ``(B, 3)``), the relation table once for the
+        ``relations`` used by the batch's queries (``(2B,)``, forward and reciprocal ids).
+        """
+        entities = self.entities.penalty(triples[:, 0]) + self.entities.penalty(triples[:, 2])
+        return entities + self.relations.penalty(relations)

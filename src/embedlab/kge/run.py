@@ -10,9 +10,11 @@ from typing import Any
 
 import torch
 import yaml
+from pydantic import ValidationError
 
 from embedlab.config import KgeConfig, dump_config
 from embedlab.datasets.kg import KgDataset, load_kg
+from embedlab.datasets.registry import REGISTRY
 from embedlab.errors import UserError
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
 from embedlab.kge.model import KgeModel
@@ -31,19 +33,39 @@ def prepare_run_dir(run_dir: Path, config: KgeConfig, *, overwrite: bool) -> boo
         UserError: the directory holds a run with a different config (and no ``overwrite``).
     """
     saved = run_dir / "config.yaml"
+    if run_dir.is_file():
+        raise UserError(f"--out {run_dir} is a file, not a run directory")
     if run_dir.exists() and overwrite:
+        if not saved.is_file() and any(run_dir.iterdir()):
+            raise UserError(
+                f"refusing to --overwrite {run_dir}: it is not empty and holds no run (no config.yaml)"
+            )
         shutil.rmtree(run_dir)
     if saved.is_file():
-        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
-        if previous != config.model_dump(mode="json"):
+        previous = _flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
+        current = _flatten(config.model_dump(mode="json"))
+        differing = sorted(
+            k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k)
+        )
+        if differing:
             raise UserError(
-                f"{run_dir} already holds a run with a different config. Use another --out, "
-                "or --overwrite to delete it and start again."
+                f"{run_dir} already holds a run with a different config ({', '.join(differing)}). "
+                "Use another --out, or --overwrite to delete it and start again."
             )
         return True
     run_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(dump_config(config), encoding="utf-8")
     return False
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
@@ -61,13 +83,22 @@ def load_run(run_dir: Path) -> tuple[KgeConfig, KgDataset, KgeModel]:
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = KgeConfig.model_validate(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
+    try:
+        config = KgeConfig.model_validate(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise UserError(f"{cfg_path} is not a valid embedlab config: {exc}") from None
     dataset = load_kg(config.dataset)
     model = build_model(config, dataset)
     paths = RunPaths(run_dir)
     for ckpt in (paths.best, paths.last):
         if checkpoint_exists(ckpt):
-            load_checkpoint(ckpt, model=model)
+            try:
+                load_checkpoint(ckpt, model=model)
+            except RuntimeError as exc:  # shapes differ: the dataset changed since training
+                raise UserError(
+                    f"{ckpt}.safetensors does not fit dataset {config.dataset!r} as resolved now "
+                    f"({dataset.num_entities} entities, {dataset.num_relations} relations): {exc}"
+                ) from None
             break
     else:
         raise UserError(f"{run_dir} has no checkpoint yet (train it first)")
@@ -98,9 +129,16 @@ def evaluate_splits(
 
 
 def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> dict[str, Any]:
-    """Train (or resume) a run, evaluate its best checkpoint, write ``metrics.json``."""
+    """Train (or resume) a run, evaluate its best checkpoint, write ``metrics.json``.
+
+    ``train.max_minutes`` bounds training plus periodic validation; loading the data and the
+    final evaluation of valid and test come on top (reported as ``timing.wall_seconds``).
+    """
+    start = time.perf_counter()
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
+    if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
+        config = config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
     dataset = load_kg(config.dataset)
     prepare_run_dir(run_dir, config, overwrite=overwrite)
     torch.manual_seed(config.seed)
@@ -115,11 +153,13 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
     model.eval()
     metrics = evaluate_splits(config, dataset, model, ("valid", "test"))
     metrics["timing"] = {
-        "train_seconds": state.seconds,
+        "train_seconds": state.train_seconds,
+        "train_and_valid_seconds": state.seconds,
+        "wall_seconds_this_process": time.perf_counter() - start,
         "epochs": state.epoch,
         "best_epoch": state.best_epoch,
         "rows": state.rows,
-        "rows_per_s": state.rows / state.seconds if state.seconds else 0.0,
+        "rows_per_s": state.rows / state.train_seconds if state.train_seconds else 0.0,
         "stop_reason": state.stop_reason,
         "threads": torch.get_num_threads(),
     }

@@ -1,7 +1,9 @@
 """Checkpoints: tensors in safetensors, everything else in JSON (no pickle).
 
-``RUN_DIR/checkpoints/{last,best}.safetensors`` + ``.json``. Files are written to a temporary
-name and renamed, so a run killed while saving keeps its previous checkpoint.
+``RUN_DIR/checkpoints/{last,best}.safetensors`` holds the tensors *and* the JSON state (epoch,
+optimizer hyper-parameters, scheduler, counters) in its header, written to a temporary name and
+renamed: one atomic step, so a run killed while saving keeps its previous, consistent checkpoint.
+``{last,best}.json`` is a readable copy of that state, written afterwards; loading never reads it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 
@@ -44,7 +47,8 @@ def save_checkpoint(
     rng: dict[str, torch.Tensor] | None = None,
     state: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``path.safetensors`` (model, optimizer tensors, RNG states) and ``path.json``.
+    """Write ``path.safetensors`` (model, optimizer tensors, RNG states, JSON state in the header)
+    and a readable copy of the state in ``path.json``.
 
     ``state`` must be JSON-serializable (epoch, scheduler state, early-stopping counters).
     """
@@ -57,7 +61,7 @@ def save_checkpoint(
         tensors[f"rng.{key}"] = value
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.safetensors")
-    save_file(tensors, str(tmp))
+    save_file(tensors, str(tmp), metadata={"embedlab": json.dumps(meta)})
     os.replace(tmp, path.with_suffix(".safetensors"))
     _atomic_write_json(path.with_suffix(".json"), meta)
 
@@ -69,8 +73,10 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Restore model (and optimizer) from ``path``; return ``(rng tensors, state)``."""
-    tensors = load_file(str(path.with_suffix(".safetensors")))
-    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    file = str(path.with_suffix(".safetensors"))
+    tensors = load_file(file)
+    with safe_open(file, framework="pt") as handle:
+        meta = json.loads((handle.metadata() or {})["embedlab"])
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if optimizer is not None and "optimizer" in meta:
         per_param: dict[int, dict[str, Any]] = {}
@@ -89,4 +95,4 @@ def load_checkpoint(
 
 
 def checkpoint_exists(path: Path) -> bool:
-    return path.with_suffix(".safetensors").is_file() and path.with_suffix(".json").is_file()
+    return path.with_suffix(".safetensors").is_file()

@@ -9,7 +9,6 @@ one (same seed, same thread count).
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Iterator
@@ -53,10 +52,11 @@ class LoopState:
     """Counters saved with every checkpoint (JSON)."""
 
     epoch: int = 0
-    best_metric: float = -math.inf
+    best_metric: float | None = None  # None until the first validation
     best_epoch: int = 0
     bad_evals: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # training + periodic validation (what train.max_minutes bounds)
+    train_seconds: float = 0.0  # training steps only
     rows: int = 0
     stop_reason: str | None = None
 
@@ -100,7 +100,10 @@ class Loop:
             model=self.task.model,
             optimizer=self.optimizer,
             rng=_rng_state(generator),
-            state={"loop": asdict(self.state), "scheduler": self.scheduler.state_dict()},
+            state={
+                "loop": asdict(self.state),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            },
         )
 
     def _resume(self, generator: torch.Generator) -> bool:
@@ -111,7 +114,8 @@ class Loop:
         )
         torch.set_rng_state(rng["torch"])
         generator.set_state(rng["shuffle"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.state = LoopState(**state["loop"])
         self.trace.write("resume", epoch=self.state.epoch, seconds=self.state.seconds)
         return True
@@ -121,29 +125,31 @@ class Loop:
         return budget is not None and self.state.seconds + extra >= 60 * budget
 
     def _train_epoch(self, generator: torch.Generator) -> tuple[float, int, float]:
-        start, total, rows = time.perf_counter(), 0.0, 0
-        bar = tqdm(
+        start, total, rows, steps = time.perf_counter(), 0.0, 0, 0
+        with tqdm(
             self.task.batches(generator),
             total=self.task.num_batches(),
             desc=f"epoch {self.state.epoch}",
             unit="batch",
             leave=False,
             disable=None,
-        )
-        for batch in bar:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss, n = self.task.loss(batch)
-            loss.backward()
-            self.optimizer.step()
-            value = float(loss.detach())
-            total += value
-            rows += n
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{value:.4f}", rows_s=f"{rows / elapsed:.0f}")
-            if self._over_budget(elapsed):
-                self.state.stop_reason = f"time budget of {self.config.max_minutes} min reached"
-                break
-        return total / max(1, bar.n), rows, time.perf_counter() - start
+        ) as bar:
+            for batch in bar:
+                self.optimizer.zero_grad(set_to_none=True)
+                loss, n = self.task.loss(batch)
+                loss.backward()
+                self.optimizer.step()
+                value = float(loss.detach())
+                total, rows, steps = total + value, rows + n, steps + 1
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{value:.4f}", rows_s=f"{rows / elapsed:.0f}")
+                if self._over_budget(elapsed):
+                    self.state.stop_reason = self._budget_message()
+                    break
+        return total / max(1, steps), rows, time.perf_counter() - start
+
+    def _budget_message(self) -> str:
+        return f"time budget of {self.config.max_minutes} min reached"
 
     def _validate(self, generator: torch.Generator) -> None:
         start = time.perf_counter()
@@ -151,8 +157,9 @@ class Loop:
         seconds = time.perf_counter() - start
         self.state.seconds += seconds
         value = float(metrics[self.task.metric])
-        self.scheduler.step(value)
-        if value > self.state.best_metric:
+        if self.scheduler is not None:
+            self.scheduler.step(value)
+        if self.state.best_metric is None or value > self.state.best_metric:
             self.state.best_metric, self.state.best_epoch, self.state.bad_evals = (
                 value,
                 self.state.epoch,
@@ -175,7 +182,7 @@ class Loop:
         )
         print(
             f"epoch {self.state.epoch:4d}  valid {self.task.metric} {value:.4f} "
-            f"(best {self.state.best_metric:.4f} @ {self.state.best_epoch})  "
+            f"(best {self.state.best_metric or 0.0:.4f} @ {self.state.best_epoch})  "
             f"{self.state.seconds / 60:.1f} min",
             file=sys.stderr,
         )
@@ -186,10 +193,16 @@ class Loop:
         generator = torch.Generator().manual_seed(seed)
         if not self._resume(generator):
             self.trace.write("start", seed=seed)
+        else:
+            print(f"resumed after epoch {self.state.epoch}", file=sys.stderr)
         while self.state.stop_reason is None and self.state.epoch < self.config.max_epochs:
+            if self._over_budget(0.0):
+                self.state.stop_reason = self._budget_message()
+                break
             self.state.epoch += 1
             loss, rows, seconds = self._train_epoch(generator)
             self.state.seconds += seconds
+            self.state.train_seconds += seconds
             self.state.rows += rows
             self.trace.write(
                 "epoch",

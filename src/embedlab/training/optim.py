@@ -22,8 +22,13 @@ def build_optimizer(
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig
-) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
-    """ReduceLROnPlateau on validation MRR (mode max): paper 002's "decay 0.95, patience k"."""
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """ReduceLROnPlateau on validation MRR (mode max): paper 002's "decay 0.95, patience k".
+
+    ``lr_decay = 1`` means no decay (returns None).
+    """
+    if config.lr_decay == 1.0:
+        return None
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=config.lr_decay, patience=config.lr_patience
     )

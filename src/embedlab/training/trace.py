@@ -29,3 +29,19 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return events
+
+
+def events_of_final_history(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """Events of one ``kind`` along the history that led to the final state.
+
+    A resumed run re-does the epochs after its last checkpoint, so the trace holds their first,
+    abandoned attempt too: at each ``resume`` event (epoch E) the events after epoch E are
+    dropped.
+    """
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        if event["event"] == "resume":
+            kept = [e for e in kept if e.get("epoch", 0) <= event["epoch"]]
+        elif event["event"] == kind:
+            kept.append(event)
+    return kept
