@@ -61,12 +61,13 @@ class KgeModel(nn.Module):
         h, r, t = triples.unbind(1)
         return self.interaction.score(self.entities(h), self.relations(r), self.entities(t))
 
-    def penalty(self, triples: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
-        """Regularization for a batch (scalar), see :meth:`EmbeddingTable.penalty`.
+    def penalty(self, triples: torch.Tensor) -> torch.Tensor:
+        """Regularization for a batch of ``(B, 3)`` triples (scalar), see
+        :meth:`EmbeddingTable.penalty`.
 
-        As LibKGE's reciprocal model: the entity table is penalized once in its subject role and
-        once in its object role (``triples``: ``(B, 3)``), the relation table once for the
-        ``relations`` used by the batch's queries (``(2B,)``, forward and reciprocal ids).
+        As LibKGE's ``KgeModel.penalty``: the entity table is penalized once in its subject role
+        and once in its object role ("penalized twice ... intended", so unweighted Lp counts the
+        whole table twice), the relation table once for the batch's (forward) relations.
         """
         entities = self.entities.penalty(triples[:, 0]) + self.entities.penalty(triples[:, 2])
-        return entities + self.relations.penalty(relations)
+        return entities + self.relations.penalty(triples[:, 1])

@@ -53,7 +53,7 @@ class OneVsAllTask:
         else:
             summed = self.loss_fn(self.model.score_tails(subjects, relations), answers)
         loss = summed / len(batch)
-        penalty = self.model.penalty(batch, relations)
+        penalty = self.model.penalty(batch)
         return loss + penalty, len(queries)
 
     def validate(self) -> dict[str, Any]:
