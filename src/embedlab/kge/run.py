@@ -16,6 +16,7 @@ from embedlab.config import KgeConfig, dump_config
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
 from embedlab.errors import UserError
+from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
 from embedlab.kge.model import KgeModel
 from embedlab.kge.task import OneVsAllTask
@@ -107,9 +108,15 @@ def load_run(run_dir: Path) -> tuple[KgeConfig, KgDataset, KgeModel]:
 
 
 def evaluate_splits(
-    config: KgeConfig, dataset: KgDataset, model: KgeModel, splits: tuple[str, ...]
+    config: KgeConfig,
+    dataset: KgDataset,
+    model: KgeModel,
+    splits: tuple[str, ...],
+    known: KnownAnswers | None = None,
 ) -> dict[str, Any]:
-    known = known_answers(dataset.all_triples(), dataset.num_relations)
+    """Filtered metrics of ``model`` on each split (``known``: the filter index, built if None)."""
+    if known is None:
+        known = known_answers(dataset.all_triples(), dataset.num_relations)
     out: dict[str, Any] = {}
     for split in splits:
         start = time.perf_counter()
@@ -151,7 +158,7 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
     if checkpoint_exists(paths.best):
         load_checkpoint(paths.best, model=model)
     model.eval()
-    metrics = evaluate_splits(config, dataset, model, ("valid", "test"))
+    metrics = evaluate_splits(config, dataset, model, ("valid", "test"), known)
     metrics["timing"] = {
         "train_seconds": state.train_seconds,
         "train_and_valid_seconds": state.seconds,
