@@ -54,18 +54,58 @@ class EmbeddingConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    name: Literal["distmult", "complex"] = "complex"
+    """Scoring function and widths (``dim`` counts real numbers, as LibKGE and paper 002)."""
+
+    name: Literal["distmult", "complex", "transe", "rotate", "rescal", "tucker"] = "complex"
     dim: int = Field(
-        default=128, gt=0, description="real numbers per embedding (ComplEx: 2x complex)"
+        default=128,
+        gt=0,
+        description="real numbers per entity embedding (ComplEx/RotatE: 2x complex)",
+    )
+    p_norm: Literal[1, 2] = Field(default=1, description="TransE: L1 or L2 distance")
+    relation_dim: int | None = Field(
+        default=None, gt=0, description="TuckER: relation width d_r (None: dim)"
     )
 
 
 class LossConfig(_Strict):
-    name: Literal["sce"] = "sce"
+    """A loss of paper 002, table 1, with its hyperparameters (each used by its loss only)."""
+
+    name: Literal["sce", "sce_ls", "sce_bc", "ns", "ns_freq", "sans"] = "sce"
+    lam: float = Field(default=0.3, ge=0, lt=1, description="sce_ls: label smoothing λ (eq. 17)")
+    alpha: float = Field(default=1.0, ge=0, description="sans: temperature α (eq. 14)")
+    gamma: float = Field(
+        default=0.0, description="ns/ns_freq/sans: margin γ added to scores (distance models)"
+    )
+    negative_reduction: Literal["sum", "mean"] = Field(
+        default="sum",
+        description="ns family: sum over negatives (eq. 6, LibKGE) or mean (Sun et al. 2019)",
+    )
+    freq_reading: Literal["sampled", "weighted"] = Field(
+        default="sampled",
+        description="ns_freq: draw negatives from p_n (word2vec) or reweight uniform ones by p_n",
+    )
+    freq_power: float = Field(
+        default=1.0, ge=0, description="ns_freq: p_n ∝ count^β (word2vec uses 0.75)"
+    )
+
+
+class NegativesConfig(_Strict):
+    """Negative sampling (paper 002, tables 5-6 "Sample sub./obj.")."""
+
+    head: int = Field(default=1, gt=0, description="negatives per triple corrupting the head")
+    tail: int = Field(default=1, gt=0, description="negatives per triple corrupting the tail")
+    filter: bool = Field(
+        default=False, description="resample negatives that are known training triples"
+    )
 
 
 class TrainConfig(_Strict):
-    type: Literal["1vsAll"] = "1vsAll"
+    type: Literal["1vsAll", "KvsAll", "negative_sampling"] = "1vsAll"
+    negatives: NegativesConfig = Field(default_factory=NegativesConfig)
+    init_from: str | None = Field(
+        default=None, description="run directory whose embeddings initialize this run (table 3)"
+    )
     max_epochs: int = Field(default=100, ge=0)
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock training budget")
     batch_size: int = Field(default=512, gt=0)

@@ -30,18 +30,32 @@ def train(
     out: Path = typer.Option(..., "--out", help="run directory (created; resumed if it exists)"),
     config: Path | None = typer.Option(None, "--config", help="YAML config file"),
     dataset: str | None = typer.Option(None, help="dataset name or directory"),
-    model: str | None = typer.Option(None, help="distmult | complex"),
-    loss: str | None = typer.Option(None, help="sce"),
+    model: str | None = typer.Option(
+        None, help="distmult | complex | transe | rotate | rescal | tucker"
+    ),
+    loss: str | None = typer.Option(None, help="sce | sce_ls | sce_bc | ns | ns_freq | sans"),
     set_: list[str] = typer.Option(
         [], "--set", help="override a config key, repeatable: --set train.lr=0.1 --set model.dim=64"
     ),
+    init_from: Path | None = typer.Option(
+        None,
+        "--init-from",
+        help="initialize the embeddings from this run directory's best checkpoint "
+        "(pre-training, paper 002 table 3; any loss, same model and dataset)",
+    ),
     overwrite: bool = typer.Option(False, help="delete an existing run directory first"),
 ) -> None:
-    """Train a KGE model with 1vsAll and evaluate its best checkpoint on valid and test.
+    """Train a KGE model and evaluate its best checkpoint on valid and test.
 
-    Re-running on an existing --out with the same config resumes from checkpoints/last.
+    Training type (1vsAll, KvsAll, negative_sampling) and loss (sce, sce_ls, sce_bc, ns, ns_freq,
+    sans) come from the config. Re-running on an existing --out with the same config resumes from
+    checkpoints/last.
     """
+    if init_from is not None and not (init_from / "config.yaml").is_file():
+        raise UserError(f"--init-from {init_from} is not a run directory (no config.yaml)")
     overrides = []
+    if init_from is not None:
+        overrides.append(f"train.init_from={init_from.resolve()}")
     for key, value in (("dataset", dataset), ("model.name", model), ("loss.name", loss)):
         if value is not None:
             overrides.append(f"{key}={value}")

@@ -6,7 +6,7 @@ import torch
 
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.ranking import Ranks, filter_scores_, metrics_from_ranks, ranks_from_scores
-from embedlab.kge.interactions import TailLinearInteraction
+from embedlab.kge.interactions import TailDistanceInteraction, TailLinearInteraction
 from embedlab.kge.model import KgeModel
 from embedlab.kge.reciprocal import as_queries
 
@@ -27,12 +27,9 @@ def rank_queries(
     Every known answer of a query other than its own true answer is removed (set to -inf).
     ``batch_size`` None adapts it to memory; on an out-of-memory error it halves and retries.
     """
-    width = (
-        1
-        if isinstance(model.interaction, TailLinearInteraction)
-        else model.entities.weight.shape[1]
-    )
-    batch = batch_size or auto_batch_size(model.num_entities * width)  # broadcasting: (B, N, d)
+    fast = isinstance(model.scorer, (TailLinearInteraction, TailDistanceInteraction))
+    width = 1 if fast else model.entities.weight.shape[1]  # plain broadcasting: (B, N, d)
+    batch = batch_size or auto_batch_size(model.num_entities * width)
     parts: list[Ranks] = []
     start = 0
     while start < len(queries):

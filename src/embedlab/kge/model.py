@@ -12,35 +12,49 @@ from torch import nn
 
 from embedlab.config import KgeConfig
 from embedlab.embeddings.lookup import EmbeddingTable
-from embedlab.errors import UserError
-from embedlab.kge.interactions import INTERACTIONS, Interaction, score_all_tails
+from embedlab.kge.interactions import (
+    Interaction,
+    TailDistanceInteraction,
+    TailLinearInteraction,
+    build_interaction,
+    score_all_tails,
+    score_candidates,
+)
 
 
 class KgeModel(nn.Module):
-    """Entity table ``(N, d)``, relation table ``(2R, d)`` and a parameter-free interaction.
+    """Entity table ``(N, d)``, relation table ``(2R, d_r)`` and an interaction.
+
+    ``d_r`` is the interaction's ``relation_dim(d)`` (RotatE ``d/2``, RESCAL ``d^2``, TuckER
+    ``model.relation_dim``).
 
     Args:
         num_entities: N. num_relations: R (without reciprocals). config: the KGE config.
 
     Raises:
-        UserError: unknown model name or an odd ``dim`` for ComplEx.
+        UserError: an odd ``dim`` for ComplEx or RotatE.
     """
 
     def __init__(self, *, num_entities: int, num_relations: int, config: KgeConfig) -> None:
         super().__init__()
-        name, dim = config.model.name, config.model.dim
-        if name not in INTERACTIONS:
-            raise UserError(f"unknown model {name!r}; known: {', '.join(INTERACTIONS)}")
-        if name == "complex" and dim % 2:
-            raise UserError(f"model.dim must be even for ComplEx (real + imaginary), got {dim}")
+        dim = config.model.dim
         self.num_relations = num_relations
-        self.interaction: Interaction = INTERACTIONS[name]()
+        self.interaction = build_interaction(config.model)
         self.entities = EmbeddingTable(
             num_rows=num_entities, dim=dim, config=config.entity_embedding
         )
         self.relations = EmbeddingTable(
-            num_rows=2 * num_relations, dim=dim, config=config.relation_embedding
+            num_rows=2 * num_relations,
+            dim=self.scorer.relation_dim(dim),
+            config=config.relation_embedding,
         )
+
+    @property
+    def scorer(self) -> Interaction:
+        """The interaction, typed by its protocol."""
+        inter = self.interaction
+        assert isinstance(inter, Interaction)
+        return inter
 
     @property
     def num_entities(self) -> int:
@@ -49,7 +63,7 @@ class KgeModel(nn.Module):
     def score_tails(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """``(B,)`` heads and ``(B,)`` relations (``< 2R``) -> ``(B, N)`` scores of every tail."""
         return score_all_tails(
-            self.interaction, self.entities(heads), self.relations(relations), self.entities.all()
+            self.scorer, self.entities(heads), self.relations(relations), self.entities.all()
         )
 
     def score_heads(self, relations: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
@@ -59,7 +73,28 @@ class KgeModel(nn.Module):
     def score_triples(self, triples: torch.Tensor) -> torch.Tensor:
         """``(B, 3)`` triples -> ``(B,)`` scores."""
         h, r, t = triples.unbind(1)
-        return self.interaction.score(self.entities(h), self.relations(r), self.entities(t))
+        return self.scorer.score(self.entities(h), self.relations(r), self.entities(t))
+
+    def score_candidates(
+        self, subjects: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores of tail queries against their own candidates (negative sampling).
+
+        Args:
+            subjects, relations: ``(Q,)`` (relations ``< 2R``); candidates: ``(Q, k)`` entity ids.
+
+        Returns:
+            ``(Q, k)``. Each query's subject and relation are embedded once (one dropout mask
+            per query); candidates are looked up per row.
+        """
+        h, r = self.entities(subjects), self.relations(relations)  # (Q, d), (Q, d_r)
+        t = self.entities(candidates)  # (Q, k, d)
+        inter = self.scorer
+        if isinstance(inter, TailLinearInteraction):
+            return (t @ inter.query(h, r).unsqueeze(2)).squeeze(2)  # (Q, k, d) @ (Q, d, 1)
+        if isinstance(inter, TailDistanceInteraction):
+            return score_candidates(inter, inter.anchor(h, r), t)
+        return inter.score(h.unsqueeze(1), r.unsqueeze(1), t)
 
     def penalty(self, triples: torch.Tensor) -> torch.Tensor:
         """Regularization for a batch of ``(B, 3)`` triples (scalar), see

@@ -19,7 +19,7 @@ from embedlab.errors import UserError
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
 from embedlab.kge.model import KgeModel
-from embedlab.kge.task import OneVsAllTask
+from embedlab.kge.task import build_task
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
 from embedlab.training.loop import Loop, RunPaths
 
@@ -107,6 +107,35 @@ def load_run(run_dir: Path) -> tuple[KgeConfig, KgDataset, KgeModel]:
     return config, dataset, model
 
 
+def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
+    """Initialize ``model`` with the best (else last) weights of run directory ``source``.
+
+    Pre-training (paper 002, §6.3, table 3): any loss and training type may be used for either
+    run; the model, dimensions and dataset must match.
+
+    Raises:
+        UserError: ``source`` is not a run, another dataset, or a parameter's shape differs.
+    """
+    src_config, src_dataset, src_model = load_run(source)
+    if (
+        src_dataset.entity_ids != dataset.entity_ids
+        or src_dataset.relation_ids != dataset.relation_ids
+    ):
+        raise UserError(
+            f"--init-from {source}: trained on dataset {src_config.dataset!r}, whose entities or "
+            "relations differ from this run's"
+        )
+    state = src_model.state_dict()
+    mine = model.state_dict()
+    bad = [k for k in mine if k not in state or state[k].shape != mine[k].shape]
+    if bad:
+        raise UserError(
+            f"--init-from {source}: model {src_config.model.name!r} "
+            f"(dim {src_config.model.dim}) does not fit this run's parameters: {', '.join(bad)}"
+        )
+    model.load_state_dict(state)
+
+
 def evaluate_splits(
     config: KgeConfig,
     dataset: KgDataset,
@@ -147,11 +176,13 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
     if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
         config = config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
     dataset = load_kg(config.dataset)
-    prepare_run_dir(run_dir, config, overwrite=overwrite)
+    resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
     torch.manual_seed(config.seed)
     model = build_model(config, dataset)
+    if config.train.init_from and not resuming:
+        init_from_run(model, Path(config.train.init_from), dataset)
     known = known_answers(dataset.all_triples(), dataset.num_relations)
-    task = OneVsAllTask(model=model, dataset=dataset, known=known, config=config)
+    task = build_task(model=model, dataset=dataset, known=known, config=config)
     paths = RunPaths(run_dir)
     loop = Loop(task=task, config=config.train, eval_every=config.eval.every, paths=paths)
     state = loop.run(seed=config.seed)

@@ -1,5 +1,10 @@
-"""1vsAll KGE training task: each triple gives a tail query and a (reciprocal) head query,
-each scored against all entities with softmax cross-entropy (paper 002, eq. 5; LibKGE 1vsAll)."""
+"""KGE training tasks: what a batch is and how it becomes a loss (training types of LibKGE).
+
+:class:`KgeTask` holds what every type shares (model, data, validation); the three types are in
+``one_vs_all.py``, ``kvs_all.py`` and ``negative_sampling.py``; :func:`build_task` picks one.
+Loss values are summed over queries and divided by the number of triples (KvsAll: of queries),
+as LibKGE does, so the learning rates of paper 002's tables 5-6 carry over.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,12 @@ from embedlab.config import KgeConfig
 from embedlab.datasets.kg import KgDataset
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge
-from embedlab.kge.interactions import TailLinearInteraction
+from embedlab.kge.frequencies import Frequencies
 from embedlab.kge.model import KgeModel
-from embedlab.kge.reciprocal import as_queries
-from embedlab.losses import LOSSES, sce_tail_linear
 
 
-class OneVsAllTask:
-    """Batches of training triples; loss = (SCE of the 2B queries) / B + penalties.
-
-    Dividing the summed cross-entropy of both directions by the number of triples matches
-    LibKGE's 1vsAll job, so the learning rates of paper 002's tables 5-6 carry over.
-    """
+class KgeTask:
+    """Shared part of the training types: batches of training triples and validation."""
 
     metric = "mrr"
 
@@ -32,10 +31,17 @@ class OneVsAllTask:
     ) -> None:
         self.model, self.dataset, self.known, self.config = model, dataset, known, config
         self.train_triples = dataset.splits["train"]
-        self.loss_fn = LOSSES[config.loss.name]
+        self.frequencies = Frequencies(
+            train=self.train_triples,
+            num_entities=dataset.num_entities,
+            num_relations=dataset.num_relations,
+        )
+
+    def _rows(self) -> int:
+        return len(self.train_triples)
 
     def num_batches(self) -> int:
-        return -(-len(self.train_triples) // self.config.train.batch_size)
+        return -(-self._rows() // self.config.train.batch_size)
 
     def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(self.train_triples), generator=generator)
@@ -43,18 +49,7 @@ class OneVsAllTask:
             yield self.train_triples[idx]  # (B, 3)
 
     def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
-        queries = as_queries(batch, self.model.num_relations)  # (2B, 3)
-        subjects, relations, answers = queries.unbind(1)
-        interaction = self.model.interaction
-        if self.config.loss.name == "sce" and isinstance(interaction, TailLinearInteraction):
-            # fused path: same value as sce(score_tails(...)), without the (2B, N) matrix
-            q = interaction.query(self.model.entities(subjects), self.model.relations(relations))
-            summed = sce_tail_linear(q, self.model.entities.all(), answers)
-        else:
-            summed = self.loss_fn(self.model.score_tails(subjects, relations), answers)
-        loss = summed / len(batch)
-        penalty = self.model.penalty(batch)
-        return loss + penalty, len(queries)
+        raise NotImplementedError
 
     def validate(self) -> dict[str, Any]:
         return evaluate_kge(
@@ -64,3 +59,19 @@ class OneVsAllTask:
             ties=self.config.eval.ties,
             batch_size=self.config.eval.batch_size,
         )
+
+
+def build_task(
+    *, model: KgeModel, dataset: KgDataset, known: KnownAnswers, config: KgeConfig
+) -> KgeTask:
+    """The task of ``config.train.type`` (1vsAll, KvsAll or negative_sampling)."""
+    from embedlab.kge.kvs_all import KvsAllTask
+    from embedlab.kge.negative_sampling import NegativeSamplingTask
+    from embedlab.kge.one_vs_all import OneVsAllTask
+
+    tasks: dict[str, type[KgeTask]] = {
+        "1vsAll": OneVsAllTask,
+        "KvsAll": KvsAllTask,
+        "negative_sampling": NegativeSamplingTask,
+    }
+    return tasks[config.train.type](model=model, dataset=dataset, known=known, config=config)

@@ -1,4 +1,5 @@
-"""Softmax cross-entropy over all candidates (paper 002, eq. 5).
+"""Softmax cross-entropy over all candidates (paper 002, eq. 5), with the two SCE variants of the
+paper folded into one blocked kernel: label smoothing (eq. 17) and per-example weights (eq. 16).
 
 Two entry points compute the same value:
 
@@ -21,11 +22,12 @@ BLOCK_BYTES = 8 * 2**20  # one (rows, N) float32 score block, sized for the last
 
 
 def sce(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Summed softmax cross-entropy ``sum_b -log softmax(scores_b)[targets_b]`` (eq. 5).
+    """Summed softmax cross-entropy ``sum_b -sum_y p_d(y|x_b) log softmax(scores_b)_y`` (eqs. 4-5).
 
     Args:
         scores: ``(B, N)`` logits of every candidate for each query.
-        targets: ``(B,)`` int64 index of the true candidate.
+        targets: ``(B,)`` int64 index of the true candidate (eq. 5), or ``(B, N)`` float target
+            distribution ``p_d(y|x_b)`` whose rows sum to 1 (eq. 4; KvsAll).
 
     Returns:
         scalar, the *sum* over the batch (the trainer divides by the number of triples, as
@@ -35,7 +37,11 @@ def sce(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 class _BlockedSce(torch.autograd.Function):
-    """Forward computes the loss and both gradients block by block; backward scales them."""
+    """Forward computes the loss and both gradients block by block; backward scales them.
+
+    Per row ``b``: ``w_b * (lse_b - (1 - lam) s_{b,y_b} - lam * mean_i s_{b,i})``, which is
+    ``w_b * sce_ls`` (eq. 17; ``lam = 0``: eq. 5; weights: eq. 16).
+    """
 
     @staticmethod
     def forward(
@@ -43,23 +49,33 @@ class _BlockedSce(torch.autograd.Function):
         queries: torch.Tensor,
         candidates: torch.Tensor,
         targets: torch.Tensor,
+        weights: torch.Tensor,
+        lam: float,
         block_rows: int,
     ) -> torch.Tensor:
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         grad_q = torch.empty_like(queries) if need_grad else None
         grad_c = torch.zeros_like(candidates) if need_grad else None
         total = queries.new_zeros((), dtype=torch.float64)
+        num = candidates.shape[0]
         for start in range(0, len(queries), block_rows):
             q = queries[start : start + block_rows]  # (b, d)
             y = targets[start : start + block_rows]  # (b,)
+            w = weights[start : start + block_rows]  # (b,)
             rows = torch.arange(len(q))
             scores = q @ candidates.T  # (b, N)
             lse = torch.logsumexp(scores, dim=1)  # (b,)
-            total += (lse - scores[rows, y]).sum(dtype=torch.float64)
+            per_row = lse - (1.0 - lam) * scores[rows, y]
+            if lam:
+                per_row = per_row - lam * scores.mean(dim=1)
+            total += (w * per_row).sum(dtype=torch.float64)
             if grad_q is None or grad_c is None:
                 continue
             probs = scores.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place: (b, N)
-            probs[rows, y] -= 1.0  # d loss / d scores
+            probs[rows, y] -= 1.0 - lam  # d loss / d scores
+            if lam:
+                probs -= lam / num
+            probs *= w.unsqueeze(1)
             torch.mm(probs, candidates, out=grad_q[start : start + block_rows])  # (b, d)
             grad_c.addmm_(probs.T, q)  # (N, d)
         ctx.save_for_backward(
@@ -71,7 +87,7 @@ class _BlockedSce(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         grad_q, grad_c = ctx.saved_tensors
-        return grad_out * grad_q, grad_out * grad_c, None, None
+        return grad_out * grad_q, grad_out * grad_c, None, None, None, None
 
 
 def sce_tail_linear(
@@ -79,19 +95,27 @@ def sce_tail_linear(
     candidates: torch.Tensor,
     targets: torch.Tensor,
     *,
+    lam: float = 0.0,
+    weights: torch.Tensor | None = None,
     block_bytes: int = BLOCK_BYTES,
 ) -> torch.Tensor:
-    """``sce(queries @ candidates.T, targets)`` without the ``(B, N)`` matrix (eq. 5).
+    """``sum_b w_b * sce_ls(queries @ candidates.T, targets, lam)`` without the ``(B, N)`` matrix.
 
     Args:
         queries: ``(B, d)`` query vectors (e.g. ``ComplEx.query(h, r)``).
         candidates: ``(N, d)`` embeddings of every candidate answer.
         targets: ``(B,)`` int64 index of the true candidate.
+        lam: label-smoothing weight λ of eq. 17 (0: plain SCE, eq. 5).
+        weights: ``(B,)`` per-example weights (eq. 16, backward correction); None: all 1.
         block_bytes: size of one float32 score block; rows per block = block_bytes / (4 N).
 
     Returns:
-        scalar sum of cross-entropies; differentiable w.r.t. ``queries`` and ``candidates``.
+        scalar sum over the batch; differentiable w.r.t. ``queries`` and ``candidates``.
     """
     block_rows = max(1, block_bytes // (4 * candidates.shape[0]))
-    out: torch.Tensor = _BlockedSce.apply(queries, candidates, targets, block_rows)
+    if weights is None:
+        weights = queries.new_ones(len(queries))
+    out: torch.Tensor = _BlockedSce.apply(
+        queries, candidates, targets, weights.detach(), float(lam), block_rows
+    )
     return out

@@ -1,0 +1,124 @@
+"""Interaction protocols and scoring against all candidates, written once (CONVENTIONS.md #1).
+
+An interaction scores broadcastable ``h, r, t`` with ``score(h, r, t) -> (...)`` (the last axis is
+the embedding axis). Two families have a fast path:
+
+* tail-linear (DistMult, ComplEx, RESCAL, TuckER): ``query(h, r)`` with
+  ``score(h, r, t) == (query(h, r) * t).sum(-1)``; all candidates = one matrix product;
+* tail-distance (TransE, RotatE): ``anchor(h, r)`` and ``distance(a, t)`` with
+  ``score(h, r, t) == -distance(anchor(h, r), t)``; the anchor is computed once per query and
+  compared with candidates in cache-sized blocks, recomputed in backward (gradient checkpointing)
+  so that no ``(B, N, d)`` tensor is ever kept.
+
+Interactions hold no embeddings. TuckER alone owns a parameter (its core tensor W, shared by all
+relations, part of the scoring function in Balazevic et al. 2019), so interactions are
+``nn.Module``s and the model registers them as a submodule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+BLOCK_ELEMENTS = 2**18  # elements of one (rows, cols, d) intermediate: ~1 MB of float32
+
+
+@runtime_checkable
+class Interaction(Protocol):
+    def score(self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor: ...
+
+    def relation_dim(self, dim: int) -> int:
+        """Width of a relation row for entity width ``dim``."""
+        ...
+
+
+@runtime_checkable
+class TailLinearInteraction(Interaction, Protocol):
+    def query(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class TailDistanceInteraction(Interaction, Protocol):
+    def anchor(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor: ...
+
+    def distance(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor: ...
+
+
+def blocked_rows(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    rows_per_block: int,
+) -> torch.Tensor:
+    """``fn(a, b)`` computed over blocks of leading rows of ``a`` and ``b`` and concatenated.
+
+    Under autograd each block is checkpointed: its intermediates are recomputed in backward
+    instead of stored. ``a, b``: ``(Q, ...)`` with equal ``Q``; ``fn`` maps row blocks to
+    ``(q, ...)`` outputs.
+    """
+    if rows_per_block >= len(a):
+        return fn(a, b)
+    grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    parts = []
+    for a_blk, b_blk in zip(a.split(rows_per_block), b.split(rows_per_block), strict=True):
+        if grad:
+            out = checkpoint(fn, a_blk, b_blk, use_reentrant=False)
+            assert isinstance(out, torch.Tensor)
+            parts.append(out)
+        else:
+            parts.append(fn(a_blk, b_blk))
+    return torch.cat(parts)
+
+
+def score_candidates(
+    interaction: TailDistanceInteraction, anchors: torch.Tensor, candidates: torch.Tensor
+) -> torch.Tensor:
+    """Scores of ``(Q, d_a)`` anchors against per-row candidates ``(Q, k, d)`` -> ``(Q, k)``.
+
+    Negative sampling's inner loop for distance models, in row blocks whose ``(rows, k, d)``
+    intermediate stays about :data:`BLOCK_ELEMENTS`.
+    """
+
+    def fn(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return -interaction.distance(a.unsqueeze(1), c)  # (q, 1, d) vs (q, k, d) -> (q, k)
+
+    rows = max(1, BLOCK_ELEMENTS // max(1, candidates.shape[1] * candidates.shape[2]))
+    return blocked_rows(fn, anchors, candidates, rows_per_block=rows)
+
+
+def score_all_tails(
+    interaction: Interaction, h: torch.Tensor, r: torch.Tensor, tails: torch.Tensor
+) -> torch.Tensor:
+    """Score each ``(h_b, r_b)`` against every candidate tail.
+
+    Args:
+        h: ``(B, d)`` head embeddings; r: ``(B, d_r)`` relation embeddings;
+        tails: ``(N, d)`` candidate tail embeddings.
+
+    Returns:
+        ``(B, N)`` scores. Tail-linear: one matrix product ``query(h, r) @ tails.T``;
+        tail-distance: anchors against candidate blocks (checkpointed); otherwise broadcast
+        ``(B, 1, d)`` against ``(1, N, d)``.
+    """
+    if isinstance(interaction, TailLinearInteraction):
+        return interaction.query(h, r) @ tails.T  # (B, d) @ (d, N) -> (B, N)
+    if isinstance(interaction, TailDistanceInteraction):
+        anchors = interaction.anchor(h, r)  # (B, d)
+
+        def fn(cand: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return -interaction.distance(a.unsqueeze(0), cand.unsqueeze(1)).T  # (B, n)
+
+        cols = max(1, BLOCK_ELEMENTS // max(1, len(anchors) * tails.shape[1]))
+        # blocks over candidates: pass anchors once per block (same tensor, not split)
+        parts = [
+            checkpoint(fn, blk, anchors, use_reentrant=False)
+            if torch.is_grad_enabled() and (blk.requires_grad or anchors.requires_grad)
+            else fn(blk, anchors)
+            for blk in tails.split(cols)
+        ]
+        return torch.cat(parts, dim=1)
+    return interaction.score(h.unsqueeze(1), r.unsqueeze(1), tails.unsqueeze(0))  # (B, N)

@@ -1,0 +1,54 @@
+"""KvsAll: each distinct training query ``(subject, relation)`` (both directions) scored against
+every entity with all its training answers as positives (multi-label; LibKGE KvsAll)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from embedlab.errors import UserError
+from embedlab.kge.objective import Batch, apply_loss
+from embedlab.kge.task import KgeTask
+
+
+class KvsAllTask(KgeTask):
+    """Batches of distinct queries ``(b, 2)``; loss = (summed loss) / b + penalties.
+
+    Softmax losses use the target distribution ``p_d(y|x)`` = uniform over the query's answers
+    (eq. 4); NS-family losses take every answer as a positive and every other entity as a
+    negative.
+
+    Raises:
+        UserError: ``sce_bc`` (its weights are per (x, y) pair; use 1vsAll or negative sampling).
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        if self.config.loss.name == "sce_bc":
+            raise UserError("loss sce_bc needs train.type 1vsAll or negative_sampling")
+        known = self.frequencies.known
+        slots = known.num_relation_slots
+        self.queries = torch.stack([known.keys // slots, known.keys % slots], dim=1)  # (K, 2)
+
+    def _rows(self) -> int:
+        return len(self.queries)
+
+    def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        order = torch.randperm(len(self.queries), generator=generator)
+        for idx in order.split(self.config.train.batch_size):
+            yield self.queries[idx]  # (b, 2)
+
+    def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+        subjects, relations = batch.unbind(1)
+        scores = self.model.score_tails(subjects, relations)  # (b, N)
+        rows, cols = self.frequencies.known.lookup(subjects, relations)
+        positives = torch.zeros_like(scores, dtype=torch.bool)
+        positives[rows, cols] = True
+        noise = None
+        if self.config.loss.name == "ns_freq":
+            noise = self.frequencies.noise(relations, power=self.config.loss.freq_power)
+        summed = apply_loss(self.config.loss, scores, Batch(positives=positives, noise=noise))
+        # penalties on the batch's (subject, relation) as triples with the subject as object too
+        triples = torch.stack([subjects, relations % self.model.num_relations, subjects], dim=1)
+        return summed / len(batch) + self.model.penalty(triples), len(batch)
