@@ -43,7 +43,7 @@ def test_every_table_2_cell_has_a_config() -> None:
     models = ("tucker", "rescal", "complex", "distmult", "transe", "rotate")
     losses = ("sce", "sce_ls", "ns", "sans")
     assert cells == {
-        (d, f"{m}-{l}") for d in ("wn18rr", "fb15k-237") for m in models for l in losses
+        (d, f"{m}-{loss}") for d in ("wn18rr", "fb15k-237") for m in models for loss in losses
     }
     for ds, name in (("fb15k-237", "rescal-sce_bc"), ("fb15k-237", "rescal-ns_freq"),
                      ("wn18rr", "complex-sce_bc"), ("wn18rr", "rotate-ns_freq")):  # fmt: skip

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from embedlab.cli import datasets, kge, plot
+from embedlab.cli import datasets, kge, plot, theory
 from embedlab.errors import UserError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(kge.app, name="kge")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(plot.app, name="plot")
+app.add_typer(theory.app, name="theory")
 
 
 def main(argv: list[str] | None = None) -> int:
