@@ -154,3 +154,18 @@ def test_backward_correction_weights_are_count_ratios() -> None:
     )
     ratio = w / raw.to(w.dtype)
     torch.testing.assert_close(ratio, ratio[:1].expand(6))  # equal up to one constant
+
+
+@pytest.mark.parametrize(
+    ("ttype", "loss"),
+    [("negative_sampling", "ns"), ("negative_sampling", "sans"), ("KvsAll", "sce_ls")],
+)
+def test_training_types_learn_nations(ttype: str, loss: str, tmp_path) -> None:
+    """End to end: each training type beats a random ranking (MRR ≈ 0.23 for 14 entities) by far."""
+    from embedlab.kge.run import train_run
+    from tests.conftest import fast_config
+
+    over = {"loss.name": loss, "train.type": ttype, "train.negatives.head": 8, "train.negatives.tail": 8,
+            "train.max_epochs": 40, "train.lr": 0.01, "train.batch_size": 128, "eval.every": 10}  # fmt: skip
+    metrics = train_run(fast_config("nations", **over), tmp_path / "run")
+    assert metrics["test"]["mrr"] > 0.6
