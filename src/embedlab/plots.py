@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from embedlab.errors import UserError
+from embedlab.training.trace import events_of_final_history, read_trace
 
-from embedlab.errors import UserError  # noqa: E402
-from embedlab.training.trace import events_of_final_history, read_trace  # noqa: E402
+
+def new_figure(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """A figure with one axes, independent of pyplot and of any GUI backend."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.add_subplot()
+
+
+def save_png(fig: Figure, path: Path) -> Path:
+    """Lay out ``fig`` and write it to ``path`` (120 dpi; parent folders are created)."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: str = "") -> Path:
@@ -19,7 +31,7 @@ def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: s
     Raises:
         UserError: a directory without ``trace.jsonl`` or without validation events.
     """
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = new_figure((6.4, 4.0))
     for run_dir in run_dirs:
         path = run_dir / "trace.jsonl"
         if not path.is_file():
@@ -40,8 +52,4 @@ def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: s
     ax.set_title(title or "validation curve")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_png(fig, out)

@@ -26,6 +26,34 @@ class KnownAnswers:
         self.offsets[1:] = torch.cumsum(counts, 0)
         self.answers = answers  # (M,)
 
+    def _locate(
+        self, subjects: torch.Tensor, relations: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start offset into ``answers`` and number of known answers of each query ``(B,)``
+        (0 answers for an unknown query)."""
+        keys = subjects * self.num_relation_slots + relations
+        pos = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        found = self.keys[pos] == keys
+        starts = torch.where(found, self.offsets[pos], 0)
+        return starts, torch.where(found, self.offsets[pos + 1] - self.offsets[pos], 0)
+
+    def count(self, subjects: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """Number of known answers of each query: ``(B,)`` int64 (0 if unknown)."""
+        return self._locate(subjects, relations)[1]
+
+    def contains(
+        self, subjects: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, k)`` bool: ``candidates[b, j]`` is a known answer of query ``b``."""
+        rows, cols = self.lookup(subjects, relations)
+        if len(rows) == 0:
+            return torch.zeros_like(candidates, dtype=torch.bool)
+        width = int(max(int(cols.max()), int(candidates.max()))) + 1
+        known_keys, _ = (rows * width + cols).sort()  # (P,)
+        cand_keys = torch.arange(len(subjects)).unsqueeze(1) * width + candidates  # (B, k)
+        pos = torch.searchsorted(known_keys, cand_keys).clamp(max=len(known_keys) - 1)
+        return known_keys[pos] == cand_keys
+
     def lookup(self, subjects: torch.Tensor, relations: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Known answers of a batch of queries as coordinates.
 
@@ -36,12 +64,8 @@ class KnownAnswers:
             ``(rows, cols)``: int64 ``(P,)`` each; ``cols[i]`` is a known answer of query
             ``rows[i]``. Queries with no known answer contribute nothing.
         """
-        keys = subjects * self.num_relation_slots + relations
-        pos = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
-        found = self.keys[pos] == keys
-        starts = torch.where(found, self.offsets[pos], 0)
-        lengths = torch.where(found, self.offsets[pos + 1] - self.offsets[pos], 0)
-        rows = torch.repeat_interleave(torch.arange(len(keys)), lengths)  # (P,)
+        starts, lengths = self._locate(subjects, relations)
+        rows = torch.repeat_interleave(torch.arange(len(subjects)), lengths)  # (P,)
         within = torch.arange(len(rows)) - torch.repeat_interleave(
             torch.cumsum(lengths, 0) - lengths, lengths
         )

@@ -41,6 +41,11 @@ class Frequencies:
         """``(Q,)`` relations ``< 2R`` -> ``(Q,)`` 0 (tail answers) or 1 (head answers)."""
         return (relations >= self.num_relations).long()
 
+    def noise_table(self, power: float) -> torch.Tensor:
+        """``(2, N)`` unigram noise of each slot (row 0 tails, row 1 heads), rows sum to 1."""
+        table = (self.answer_counts + 1.0).pow(power)
+        return table / table.sum(dim=1, keepdim=True)
+
     def noise(
         self, relations: torch.Tensor, candidates: torch.Tensor | None = None, *, power: float
     ) -> torch.Tensor:
@@ -49,28 +54,18 @@ class Frequencies:
         Add-one smoothing keeps ``p_n > 0`` everywhere, as eq. 9 requires; β = ``power``.
         ``relations (Q,)`` -> ``(Q, N)``; with ``candidates (Q, k)`` -> ``(Q, k)``.
         """
-        table = (self.answer_counts + 1.0).pow(power)  # (2, N)
-        table = table / table.sum(dim=1, keepdim=True)
+        table = self.noise_table(power)  # (2, N)
         direction = self.direction(relations)
         if candidates is None:
             return table[direction]
         return table[direction.unsqueeze(1), candidates]
 
-    def query_counts(self, subjects: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
-        """``#x``: number of training answers of each query ``(Q,)`` (0 if unseen)."""
-        k = self.known
-        keys = subjects * k.num_relation_slots + relations
-        pos = torch.searchsorted(k.keys, keys).clamp(max=len(k.keys) - 1)
-        found = k.keys[pos] == keys
-        return torch.where(found, k.offsets[pos + 1] - k.offsets[pos], 0).to(
-            torch.get_default_dtype()
-        )
-
     def _raw_bc(
         self, subjects: torch.Tensor, relations: torch.Tensor, answers: torch.Tensor
     ) -> torch.Tensor:
         counts_y = self.answer_counts[self.direction(relations), answers].clamp(min=1.0)
-        return self.query_counts(subjects, relations) / counts_y
+        counts_x = self.known.count(subjects, relations).to(counts_y.dtype)  # #x
+        return counts_x / counts_y
 
     def backward_correction_weights(
         self, subjects: torch.Tensor, relations: torch.Tensor, answers: torch.Tensor
@@ -81,17 +76,3 @@ class Frequencies:
         this keeps learning rates comparable with plain SCE).
         """
         return self._raw_bc(subjects, relations, answers) * self._bc_scale
-
-    def is_known(
-        self, subjects: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor
-    ) -> torch.Tensor:
-        """``(Q, k)`` bool: candidate ``(Q, k)`` is a training answer of query ``(Q,)``."""
-        rows, cols = self.known.lookup(subjects, relations)
-        n = int(self.answer_counts.shape[1])
-        known_keys = rows * n + cols  # sorted by row; answers sorted within a row
-        cand_keys = torch.arange(len(subjects)).unsqueeze(1) * n + candidates  # (Q, k)
-        if len(known_keys) == 0:
-            return torch.zeros_like(candidates, dtype=torch.bool)
-        known_keys, _ = known_keys.sort()
-        pos = torch.searchsorted(known_keys, cand_keys).clamp(max=len(known_keys) - 1)
-        return known_keys[pos] == cand_keys

@@ -23,8 +23,7 @@ class KvsAllTask(KgeTask):
         UserError: ``sce_bc`` (its weights are per (x, y) pair; use 1vsAll or negative sampling).
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def setup(self) -> None:
         if self.config.loss.name == "sce_bc":
             raise UserError("loss sce_bc needs train.type 1vsAll or negative_sampling")
         known = self.frequencies.known

@@ -19,8 +19,7 @@ class NegativeSamplingTask(KgeTask):
     SCE-family losses become a sampled softmax over the ``1 + k`` candidates.
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def setup(self) -> None:
         loss = self.config.loss
         sampled_freq = loss.name == "ns_freq" and loss.freq_reading == "sampled"
         self.sampler = NegativeSampler(

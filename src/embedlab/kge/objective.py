@@ -52,11 +52,11 @@ def apply_loss(config: LossConfig, scores: torch.Tensor, batch: Batch) -> torch.
         if name == "sce_ls":
             return sce_ls(scores, targets, lam=config.lam)
         return sce(scores, targets)
-    common = {"gamma": config.gamma, "reduction": config.negative_reduction}
+    gamma, reduction = config.gamma, config.negative_reduction
     if name == "sans":
-        return sans(scores, batch.positives, alpha=config.alpha, **common)  # type: ignore[arg-type]
+        return sans(scores, batch.positives, alpha=config.alpha, gamma=gamma, reduction=reduction)
     if name == "ns_freq" and batch.noise is not None:
-        return ns_freq(scores, batch.positives, noise=batch.noise, **common)  # type: ignore[arg-type]
+        return ns_freq(scores, batch.positives, noise=batch.noise, gamma=gamma, reduction=reduction)
     if name == "ns_freq" and config.freq_reading == "weighted":
         raise ValueError("ns_freq (weighted) needs the noise probabilities of the candidates")
-    return ns(scores, batch.positives, **common)  # type: ignore[arg-type]
+    return ns(scores, batch.positives, gamma=gamma, reduction=reduction)

@@ -9,9 +9,7 @@ from embedlab.kge.interactions import TailLinearInteraction
 from embedlab.kge.objective import Batch, apply_loss
 from embedlab.kge.reciprocal import as_queries
 from embedlab.kge.task import KgeTask
-from embedlab.losses import sce_tail_linear
-
-FUSED = ("sce", "sce_ls", "sce_bc")
+from embedlab.losses import LOSS_FAMILY, sce_tail_linear
 
 
 class OneVsAllTask(KgeTask):
@@ -32,7 +30,7 @@ class OneVsAllTask(KgeTask):
         if loss_cfg.name == "sce_bc":
             weights = self.frequencies.backward_correction_weights(subjects, relations, answers)
         scorer = self.model.scorer
-        if loss_cfg.name in FUSED and isinstance(scorer, TailLinearInteraction):
+        if LOSS_FAMILY[loss_cfg.name] == "softmax" and isinstance(scorer, TailLinearInteraction):
             q = scorer.query(self.model.entities(subjects), self.model.relations(relations))
             lam = loss_cfg.lam if loss_cfg.name == "sce_ls" else 0.0
             summed = sce_tail_linear(

@@ -32,10 +32,11 @@ class NegativeSampler:
         filter: bool = False,
     ) -> None:
         self.num_entities, self.frequencies, self.filter = num_entities, frequencies, filter
+        self.noise: torch.Tensor | None = None  # (2, N); None: uniform
         self.cdf: torch.Tensor | None = None
         if power is not None:
-            probs = (frequencies.answer_counts + 1.0).pow(power)  # (2, N)
-            self.cdf = torch.cumsum(probs / probs.sum(dim=1, keepdim=True), dim=1)
+            self.noise = frequencies.noise_table(power)
+            self.cdf = torch.cumsum(self.noise, dim=1)
 
     def _draw(self, relations: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         if self.cdf is None:
@@ -54,7 +55,7 @@ class NegativeSampler:
         if not self.filter:
             return negatives
         for _ in range(MAX_RESAMPLE_ROUNDS):
-            bad = self.frequencies.is_known(subjects, relations, negatives)
+            bad = self.frequencies.known.contains(subjects, relations, negatives)
             if not bool(bad.any()):
                 break
             rows = bad.nonzero()[:, 0]
@@ -66,15 +67,14 @@ class NegativeSampler:
     def _draw_from_non_answers_(
         self, subjects: torch.Tensor, relations: torch.Tensor, negatives: torch.Tensor
     ) -> None:
-        bad = self.frequencies.is_known(subjects, relations, negatives)  # (Q, k)
+        bad = self.frequencies.known.contains(subjects, relations, negatives)  # (Q, k)
         rows = bad.any(dim=1).nonzero()[:, 0]
         if len(rows) == 0:
             return
-        if self.cdf is None:
+        if self.noise is None:
             probs = torch.ones(len(rows), self.num_entities)
         else:
-            cdf = self.cdf[self.frequencies.direction(relations[rows])]
-            probs = torch.diff(cdf, dim=1, prepend=torch.zeros(len(rows), 1))
+            probs = self.noise[self.frequencies.direction(relations[rows])]  # a copy: (rows, N)
         r_idx, cols = self.frequencies.known.lookup(subjects[rows], relations[rows])
         probs[r_idx, cols] = 0.0
         ok = probs.sum(dim=1) > 0

@@ -36,6 +36,10 @@ class KgeTask:
             num_entities=dataset.num_entities,
             num_relations=dataset.num_relations,
         )
+        self.setup()
+
+    def setup(self) -> None:
+        """Per-type preparation after the shared fields are set (a hook; nothing here)."""
 
     def _rows(self) -> int:
         return len(self.train_triples)

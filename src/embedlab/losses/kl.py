@@ -271,12 +271,9 @@ def figure2(results: Sequence[KlResult], path: Path) -> Path:
     """
     if not results:
         raise ValueError("figure2 needs at least one dataset")
-    import matplotlib
+    from embedlab.plots import new_figure, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(results), 4.0))
+    fig, ax = new_figure((1.6 + 1.4 * len(results), 4.0))
     names = [r.dataset or f"#{i}" for i, r in enumerate(results)]
     bars = ax.bar(names, [r.kl for r in results], color="tab:blue", width=0.6)
     ax.bar_label(bars, fmt="%.2f")
@@ -285,8 +282,4 @@ def figure2(results: Sequence[KlResult], path: Path) -> Path:
     ax.set_ylabel(r"$D_{KL}(P\,\|\,Q)$ of $p(y|x)$ (nats)")
     ax.set_title(f"train vs test (paper 002, fig. 2; ε = {results[0].epsilon:g})", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -225,13 +225,10 @@ def figure1(path: Path, *, target: float = 0.5, points: int = 999) -> Path:
     """
     if not 0.0 < target < 1.0:
         raise ValueError(f"target must be in (0, 1), got {target}")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embedlab.plots import new_figure, save_png
 
     p = torch.linspace(0.0, 1.0, points + 2, dtype=torch.float64)[1:-1]  # open interval
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax = new_figure((5.6, 4.0))
     for psi, label in (
         (psi_sce, r"SCE: $\Psi(z)=z\log z+(1-z)\log(1-z)$"),
         (psi_ns, r"NS: $\Psi(z)=z\log z-(1+z)\log(1+z)$"),
@@ -243,8 +240,4 @@ def figure1(path: Path, *, target: float = 0.5, points: int = 999) -> Path:
     ax.set_ylim(bottom=0.0)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -47,31 +47,14 @@ class TailDistanceInteraction(Interaction, Protocol):
     def distance(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor: ...
 
 
-def blocked_rows(
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    a: torch.Tensor,
-    b: torch.Tensor,
-    *,
-    rows_per_block: int,
-) -> torch.Tensor:
-    """``fn(a, b)`` computed over blocks of leading rows of ``a`` and ``b`` and concatenated.
-
-    Under autograd each block is checkpointed: its intermediates are recomputed in backward
-    instead of stored. ``a, b``: ``(Q, ...)`` with equal ``Q``; ``fn`` maps row blocks to
-    ``(q, ...)`` outputs.
-    """
-    if rows_per_block >= len(a):
-        return fn(a, b)
-    grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
-    parts = []
-    for a_blk, b_blk in zip(a.split(rows_per_block), b.split(rows_per_block), strict=True):
-        if grad:
-            out = checkpoint(fn, a_blk, b_blk, use_reentrant=False)
-            assert isinstance(out, torch.Tensor)
-            parts.append(out)
-        else:
-            parts.append(fn(a_blk, b_blk))
-    return torch.cat(parts)
+def checkpointed(fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+    """``fn(*args)``; under autograd its intermediates are recomputed in backward instead of
+    stored (gradient checkpointing), so a block's ``(rows, cols, d)`` tensors never outlive it."""
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args):
+        out = checkpoint(fn, *args, use_reentrant=False)
+        assert isinstance(out, torch.Tensor)
+        return out
+    return fn(*args)
 
 
 def score_candidates(
@@ -87,7 +70,10 @@ def score_candidates(
         return -interaction.distance(a.unsqueeze(1), c)  # (q, 1, d) vs (q, k, d) -> (q, k)
 
     rows = max(1, BLOCK_ELEMENTS // max(1, candidates.shape[1] * candidates.shape[2]))
-    return blocked_rows(fn, anchors, candidates, rows_per_block=rows)
+    if rows >= len(anchors):
+        return fn(anchors, candidates)
+    blocks = zip(anchors.split(rows), candidates.split(rows), strict=True)
+    return torch.cat([checkpointed(fn, a, c) for a, c in blocks])
 
 
 def score_all_tails(
@@ -113,12 +99,6 @@ def score_all_tails(
             return -interaction.distance(a.unsqueeze(0), cand.unsqueeze(1)).T  # (B, n)
 
         cols = max(1, BLOCK_ELEMENTS // max(1, len(anchors) * tails.shape[1]))
-        # blocks over candidates: pass anchors once per block (same tensor, not split)
-        parts = [
-            checkpoint(fn, blk, anchors, use_reentrant=False)
-            if torch.is_grad_enabled() and (blk.requires_grad or anchors.requires_grad)
-            else fn(blk, anchors)
-            for blk in tails.split(cols)
-        ]
-        return torch.cat(parts, dim=1)
+        # blocks over candidates; every block sees all anchors
+        return torch.cat([checkpointed(fn, blk, anchors) for blk in tails.split(cols)], dim=1)
     return interaction.score(h.unsqueeze(1), r.unsqueeze(1), tails.unsqueeze(0))  # (B, N)
