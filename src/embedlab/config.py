@@ -8,7 +8,7 @@ run directory stores in ``config.yaml``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +18,9 @@ from embedlab.errors import UserError
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 class InitConfig(_Strict):
@@ -44,11 +47,27 @@ class RegularizeConfig(_Strict):
     weighted: bool = False
 
 
+class SseConfig(_Strict):
+    """Stochastic Shared Embeddings on one table (Wu et al., NeurIPS 2019; papers 000/001).
+
+    ``p`` is the *replacement* probability (p0 of SSE-Graph, p of SSE-SE); the authors' code
+    exposes the keep probability ``1 - p``. ``rho`` weighs a graph neighbour against any other row
+    (``.inf``: neighbours only). ``graph`` names the graph source; ``None`` = the task's default
+    (KGE: the training graph; MF: the first source listed for the dataset and table).
+    """
+
+    kind: Literal["none", "se", "graph"] = "none"
+    p: float = Field(default=0.01, ge=0, le=1, description="replacement probability")
+    rho: float = Field(default=10.0, gt=0, description="SSE-Graph: neighbour weight ρ")
+    graph: str | None = Field(default=None, description="SSE-Graph: graph source")
+
+
 class EmbeddingConfig(_Strict):
     """One embedding table: ``index transform -> lookup -> dropout`` (CONVENTIONS.md #2)."""
 
     kind: Literal["lookup"] = "lookup"
     dropout: float = Field(default=0.0, ge=0, lt=1)
+    sse: SseConfig = Field(default_factory=SseConfig)
     init: InitConfig = Field(default_factory=InitConfig)
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
 
@@ -190,7 +209,18 @@ def load_yaml(path: Path) -> dict[str, Any]:
 def build_config(
     *, path: Path | None = None, overrides: list[str] | None = None, base: dict | None = None
 ) -> KgeConfig:
-    """Resolve a :class:`KgeConfig` from an optional YAML file, a base dict and overrides.
+    """Resolve a :class:`KgeConfig`; see :func:`build_typed_config`."""
+    return build_typed_config(KgeConfig, path=path, overrides=overrides, base=base)
+
+
+def build_typed_config(
+    cls: type[ConfigT],
+    *,
+    path: Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> ConfigT:
+    """Resolve a config of type ``cls`` from an optional YAML file, a base dict and overrides.
 
     Raises:
         UserError: unknown keys, wrong types or values, unreadable files; the message names keys.
@@ -200,11 +230,11 @@ def build_config(
         data.update(load_yaml(path))
     apply_overrides(data, overrides or [])
     try:
-        return KgeConfig.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as exc:
         raise UserError(_format_validation_error(exc, str(path or "command line"))) from None
 
 
-def dump_config(config: KgeConfig) -> str:
+def dump_config(config: BaseModel) -> str:
     """The fully resolved config as YAML (what ``RUN_DIR/config.yaml`` holds)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

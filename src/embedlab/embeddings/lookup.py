@@ -6,25 +6,33 @@ import torch
 from torch import nn
 
 from embedlab.config import EmbeddingConfig
+from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
+from embedlab.embeddings.sse import build_sse
 
 
 class EmbeddingTable(nn.Module):
-    """A plain lookup table with dropout and an explicit penalty.
+    """A plain lookup table with SSE, dropout and an explicit penalty.
 
     Args:
         num_rows: rows N of the table.
         dim: width d of each row.
-        config: initializer, dropout, regularization.
+        config: initializer, SSE, dropout, regularization.
+        graph: graph over the rows, required when ``config.sse.kind == "graph"``.
 
-    ``forward(indices)``: ``indices`` of any shape ``S`` -> ``S + (dim,)``. ``all()`` returns the
+    ``forward(indices, frozen=None)``: ``indices`` of any shape ``S`` -> ``S + (dim,)``; in training
+    mode SSE (``config.sse``) first replaces indices (never those where ``frozen`` is True). ``all()`` returns the
     whole table ``(N, dim)`` through the same dropout (LibKGE's ``embed_all``). Subclasses (SSE,
     KD codes) override :meth:`transform_indices` or :meth:`lookup` only.
     """
 
-    def __init__(self, *, num_rows: int, dim: int, config: EmbeddingConfig) -> None:
+    def __init__(
+        self, *, num_rows: int, dim: int, config: EmbeddingConfig, graph: RowGraph | None = None
+    ) -> None:
         super().__init__()
         self.config = config
+        sse = config.sse
+        self.sse = build_sse(num_rows=num_rows, kind=sse.kind, p=sse.p, rho=sse.rho, graph=graph)
         self.weight = nn.Parameter(torch.empty(num_rows, dim))
         initialize_(self.weight, config.init)
         self.dropout = config.dropout
@@ -33,9 +41,13 @@ class EmbeddingTable(nn.Module):
     def num_rows(self) -> int:
         return self.weight.shape[0]
 
-    def transform_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """Index transform before the lookup (identity here; SSE replaces indices)."""
-        return indices
+    def transform_indices(
+        self, indices: torch.Tensor, frozen: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Index transform before the lookup: SSE in training mode, else the identity."""
+        if self.sse is None:
+            return indices
+        return self.sse(indices, frozen)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Rows of the table: ``S`` -> ``S + (dim,)``."""
@@ -58,8 +70,8 @@ class EmbeddingTable(nn.Module):
         keep = torch.rand_like(x) >= p
         return x * keep * (1.0 / (1.0 - p))
 
-    def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.apply_dropout(self.lookup(self.transform_indices(indices)))
+    def forward(self, indices: torch.Tensor, frozen: torch.Tensor | None = None) -> torch.Tensor:
+        return self.apply_dropout(self.lookup(self.transform_indices(indices, frozen)))
 
     def all(self) -> torch.Tensor:
         """The full table ``(N, dim)`` after dropout (no index transform)."""

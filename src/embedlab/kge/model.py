@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from embedlab.config import KgeConfig
+from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.kge.interactions import (
     Interaction,
@@ -30,18 +31,30 @@ class KgeModel(nn.Module):
 
     Args:
         num_entities: N. num_relations: R (without reciprocals). config: the KGE config.
+        entity_graph: graph over entities for SSE-Graph (``entity_embedding.sse.kind: graph``).
+
+    SSE (papers 000/001), when configured, replaces the looked-up subject and relation of each
+    training query; tails are labels (1vsAll/KvsAll) or candidates (negative sampling) and are never
+    replaced, as the SSE authors leave BPR negatives alone.
 
     Raises:
         UserError: an odd ``dim`` for ComplEx or RotatE.
     """
 
-    def __init__(self, *, num_entities: int, num_relations: int, config: KgeConfig) -> None:
+    def __init__(
+        self,
+        *,
+        num_entities: int,
+        num_relations: int,
+        config: KgeConfig,
+        entity_graph: RowGraph | None = None,
+    ) -> None:
         super().__init__()
         dim = config.model.dim
         self.num_relations = num_relations
         self.interaction = build_interaction(config.model)
         self.entities = EmbeddingTable(
-            num_rows=num_entities, dim=dim, config=config.entity_embedding
+            num_rows=num_entities, dim=dim, config=config.entity_embedding, graph=entity_graph
         )
         self.relations = EmbeddingTable(
             num_rows=2 * num_relations,
@@ -73,7 +86,8 @@ class KgeModel(nn.Module):
     def score_triples(self, triples: torch.Tensor) -> torch.Tensor:
         """``(B, 3)`` triples -> ``(B,)`` scores."""
         h, r, t = triples.unbind(1)
-        return self.scorer.score(self.entities(h), self.relations(r), self.entities(t))
+        tails = self.entities.apply_dropout(self.entities.lookup(t))  # labels: no SSE
+        return self.scorer.score(self.entities(h), self.relations(r), tails)
 
     def score_candidates(
         self, subjects: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor
@@ -88,7 +102,7 @@ class KgeModel(nn.Module):
             per query); candidates are looked up per row.
         """
         h, r = self.entities(subjects), self.relations(relations)  # (Q, d), (Q, d_r)
-        t = self.entities(candidates)  # (Q, k, d)
+        t = self.entities.apply_dropout(self.entities.lookup(candidates))  # (Q, k, d), no SSE
         inter = self.scorer
         if isinstance(inter, TailLinearInteraction):
             return (t @ inter.query(h, r).unsqueeze(2)).squeeze(2)  # (Q, k, d) @ (Q, d, 1)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from embedlab.config import KgeConfig, dump_config
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
+from embedlab.embeddings.graph import RowGraph
 from embedlab.errors import UserError
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
@@ -70,8 +71,33 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
+    """The model for ``config`` on ``dataset``; SSE-Graph on entities uses the training graph.
+
+    Raises:
+        UserError: SSE-Graph asked with a graph source other than the training graph, or on the
+            relation table (no graph over relations is defined).
+    """
+    entity_graph = None
+    sse = config.entity_embedding.sse
+    if sse.kind == "graph":
+        if sse.graph not in (None, "train"):
+            raise UserError(
+                f"entity_embedding.sse.graph={sse.graph!r}: for KGE the entity graph is the "
+                "training graph ('train', the default)"
+            )
+        train = dataset.splits["train"]
+        entity_graph = RowGraph.from_edges(
+            num_rows=dataset.num_entities, src=train[:, 0], dst=train[:, 2]
+        )
+    if config.relation_embedding.sse.kind == "graph":
+        raise UserError(
+            "relation_embedding.sse.kind=graph: there is no graph over relations; use kind=se"
+        )
     return KgeModel(
-        num_entities=dataset.num_entities, num_relations=dataset.num_relations, config=config
+        num_entities=dataset.num_entities,
+        num_relations=dataset.num_relations,
+        config=config,
+        entity_graph=entity_graph,
     )
 
 
