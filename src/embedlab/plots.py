@@ -1,11 +1,17 @@
-"""Plots (matplotlib, PNG): training curves read from ``trace.jsonl``."""
+"""Plots (matplotlib, PNG): training curves read from ``trace.jsonl``; 3-D embedding projections."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple, cast
 
+import torch
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from mpl_toolkits.mplot3d import Axes3D
 
 from embedlab.errors import UserError
 from embedlab.training.trace import events_of_final_history, read_trace
@@ -53,3 +59,133 @@ def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: s
     ax.grid(alpha=0.3)
     ax.legend()
     return save_png(fig, out)
+
+
+class ProjectionPanel(NamedTuple):
+    """One panel of :func:`plot_projections`.
+
+    Attributes:
+        title: the panel's title.
+        points: ``(N, 3)`` projected rows.
+        labels: ``(N,)`` int label of each row (index into the shared label names, -1 unknown), or
+            ``None`` to draw every row in one colour.
+        explained: ``(3,)`` fraction of the variance along each axis (shown in the axis labels).
+    """
+
+    title: str
+    points: torch.Tensor
+    labels: torch.Tensor | None
+    explained: torch.Tensor
+
+
+OTHER_COLOR = "0.75"  # grey: rows outside the most frequent labels
+
+
+def _top_labels(panels: list[ProjectionPanel], num_names: int, top: int) -> list[int]:
+    """The ``top`` most frequent labels over all panels, most frequent first (ties: lower id)."""
+    counts = torch.zeros(num_names, dtype=torch.long)
+    for panel in panels:
+        if panel.labels is not None:
+            known = panel.labels[panel.labels >= 0]
+            counts += torch.bincount(known, minlength=num_names)[:num_names]
+    order = sorted(range(num_names), key=lambda k: (-int(counts[k]), k))
+    return [k for k in order[:top] if counts[k] > 0]
+
+
+def _subsample(n: int, max_points: int | None, seed: int) -> torch.Tensor:
+    """``(min(n, max_points),)`` row indices, a seeded uniform sample (all rows, in order, when
+    ``max_points`` is None or at least ``n``)."""
+    if max_points is None or max_points >= n:
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator)[:max_points].sort().values
+
+
+def _slots(labels: torch.Tensor, top_ids: list[int], num_names: int) -> torch.Tensor:
+    """``(N,)`` position of each row's label in ``top_ids``; -1 for an unknown or rarer label."""
+    slot = torch.full((num_names,), -1, dtype=torch.long)
+    slot[torch.tensor(top_ids, dtype=torch.long)] = torch.arange(len(top_ids))
+    return torch.where(labels >= 0, slot[labels.clamp(min=0)], -1)
+
+
+def _draw_panel(
+    ax: Axes3D,
+    panel: ProjectionPanel,
+    slots: torch.Tensor,
+    colors: list[tuple[float, float, float]],
+    marker_size: float,
+) -> None:
+    """Scatter ``panel.points`` with row ``k`` in ``colors[slots[k]]`` (slot -1: grey ``other``,
+    fainter), in one call so that the points are drawn by depth, not by label.
+
+    Args:
+        slots: ``(N,)`` colour slot of each row, -1 for ``other``.
+    """
+    points = panel.points.double().numpy()  # (N, 3)
+    rgba = [to_rgba(OTHER_COLOR, 0.35)] + [to_rgba(c, 0.8) for c in colors]  # slot + 1 -> colour
+    x, y, z = points.T
+    ax.scatter(x, y, z, s=marker_size, c=[rgba[k + 1] for k in slots.tolist()], linewidths=0)
+    for axis, set_label in enumerate((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel)):
+        set_label(f"PC{axis + 1} ({100 * float(panel.explained[axis]):.1f}%)", fontsize=8)
+    ax.tick_params(labelsize=6)
+    ax.set_title(panel.title, fontsize=10)
+
+
+def plot_projections(
+    panels: list[ProjectionPanel],
+    label_names: list[str],
+    path: Path,
+    *,
+    top: int = 8,
+    max_points: int | None = None,
+    seed: int = 0,
+    title: str = "",
+) -> Path:
+    """3-D scatter plots side by side, one per panel, with one legend shared by all panels.
+
+    The ``top`` most frequent labels (counted over all panels) get the ``tab10`` colours, most
+    frequent first; every other row (unknown label or a rarer one) is grey ``other``. Without
+    labels all rows share one colour and there is no legend. ``max_points`` draws a seeded sample
+    of each panel's rows (the same rows in panels of equal length).
+
+    Raises:
+        UserError: no panels, or a panel whose points are not ``(N, 3)`` or whose labels do not
+            match its rows or the names.
+    """
+    if not panels:
+        raise UserError("nothing to plot: no panels")
+    for panel in panels:
+        n = panel.points.shape[0]
+        if panel.points.dim() != 2 or panel.points.shape[1] != 3:
+            raise UserError(f"panel {panel.title!r}: points must be (N, 3)")
+        if panel.labels is not None and (
+            panel.labels.shape != (n,) or (n > 0 and int(panel.labels.max()) >= len(label_names))
+        ):
+            raise UserError(f"panel {panel.title!r}: labels must be (N,) ids into the label names")
+    top_ids = _top_labels(panels, len(label_names), min(top, 10))
+    palette = list(colormaps["tab10"].colors)  # type: ignore[attr-defined]
+    colors = palette[: len(top_ids)] if top_ids else palette[:1]
+    names = [label_names[k] for k in top_ids]
+    labelled = any(p.labels is not None for p in panels)
+    fig = Figure(figsize=(5.0 * len(panels), 5.0))
+    for i, panel in enumerate(panels):
+        rows = _subsample(panel.points.shape[0], max_points, seed)  # (n,)
+        if panel.labels is None:
+            slots = torch.full((len(rows),), 0 if not labelled else -1, dtype=torch.long)
+        else:
+            slots = _slots(panel.labels[rows], top_ids, len(label_names))
+        ax = cast(Axes3D, fig.add_subplot(1, len(panels), i + 1, projection="3d"))
+        shown = ProjectionPanel(panel.title, panel.points[rows], None, panel.explained)
+        _draw_panel(ax, shown, slots, colors, 4.0 if len(rows) > 2000 else 8.0)
+    if labelled:
+        handles = [
+            Line2D([], [], linestyle="", marker="o", markersize=6, color=color, label=name)
+            for name, color in [*zip(names, colors, strict=False), ("other", OTHER_COLOR)]
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 9), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.subplots_adjust(left=0.0, right=0.94, bottom=0.1, top=0.88 if title else 0.94, wspace=0.2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.25)
+    return path

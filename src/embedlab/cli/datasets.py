@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from embedlab.datasets.kg import load_kg
+from embedlab.datasets.kg import KgDataset, load_kg
+from embedlab.datasets.ratings import CUSTOM_FILES, RatingDataset, load_ratings
 from embedlab.datasets.registry import REGISTRY
+from embedlab.datasets.resolve import resolve_dataset_dir
 
 app = typer.Typer(help="List registered datasets and show their statistics.", no_args_is_help=True)
 
@@ -19,15 +23,51 @@ def list_() -> None:
 
 
 @app.command()
-def info(name: str = typer.Argument(..., help="registry name or a directory")) -> None:
+def info(
+    name: str = typer.Argument(..., help="registry name or a directory"),
+    protocol: str | None = typer.Option(
+        None, help="split protocol of a ratings dataset (default: the dataset's first)"
+    ),
+) -> None:
     """Resolve a dataset (downloading it if needed) and print its statistics."""
-    ds = load_kg(name)
     spec = REGISTRY.get(name)
     if spec is not None:
+        kind = spec.kind
+    else:  # a custom directory: ratings when it holds train.tsv and test.tsv, else a KG
+        folder = Path(name).expanduser()
+        kind = "ratings" if all((folder / f).is_file() for f in CUSTOM_FILES) else "kg"
+    if kind == "ratings":
+        lines = _ratings_lines(load_ratings(name, protocol=protocol))
+    elif kind == "kg":
+        lines = _kg_lines(load_kg(name))
+    else:  # side information for another dataset: where its files are
+        files = ", ".join(spec.files) if spec is not None else ""
+        lines = [f"  {kind} data: {files} in {resolve_dataset_dir(name)}"]
+    if spec is not None:
         typer.echo(f"{spec.name}: {spec.description}\n  source: {spec.citation}")
-    typer.echo(f"  entities: {ds.num_entities:,}  relations: {ds.num_relations:,}")
+    typer.echo("\n".join(lines))
+
+
+def _kg_lines(ds: KgDataset) -> list[str]:
+    lines = [f"  entities: {ds.num_entities:,}  relations: {ds.num_relations:,}"]
     for split, triples in ds.splits.items():
         line = f"  {split:5s}: {len(triples):,} triples"
         if split != "train":
             line += f" ({ds.unseen_entity_triples(split):,} with an entity unseen in training)"
-        typer.echo(line)
+        lines.append(line)
+    return lines
+
+
+def _ratings_lines(ds: RatingDataset) -> list[str]:
+    low, high = ds.rating_scale
+    lines = [
+        f"  protocol: {ds.protocol}  users: {ds.num_users:,}  items: {ds.num_items:,}  "
+        f"ratings: {low:g}-{high:g}"
+    ]
+    for split, part in ds.splits.items():
+        users, items = part.users.unique().numel(), part.items.unique().numel()
+        line = f"  {split:5s}: {len(part):,} ratings by {users:,} users of {items:,} items"
+        if split != "train":
+            line += f" ({ds.unseen_ratings(split):,} with a user or item unseen in training)"
+        lines.append(line)
+    return lines

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from embedlab.cli import datasets, kge, plot, theory
+from embedlab.cli import datasets, kge, mf, plot, theory
 from embedlab.errors import UserError
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kge.app, name="kge")
+app.add_typer(mf.app, name="mf")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(plot.app, name="plot")
 app.add_typer(theory.app, name="theory")

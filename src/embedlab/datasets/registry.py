@@ -4,6 +4,10 @@ Remote files are pinned by commit and verified by sha256. The WN18RR and FB15k-2
 standard splits of Dettmers et al. (ConvE); the URLs point at a byte-identical copy stored as plain
 files (DeepGraphLearning/KnowledgeGraphEmbedding at a fixed commit), so each file has its own
 checksum. ``archive`` entries (one tarball with members) are supported as well.
+
+The rating sets (and their side information) are pinned the same way, one file at a time, at the
+commits named in ``shared/datasets/*/PROVENANCE.md``; a local name may hold a sub-folder
+(``sse_mf_split/ml1m_train_ratings.csv``). Only the files the readers use are listed.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ class DatasetSpec:
 
     Attributes:
         name: the registry name (``wn18rr``).
-        kind: ``kg`` (triples), ``ratings`` or ``tokens``.
+        kind: ``kg`` (triples), ``ratings``, ``side`` (side information for another dataset, e.g.
+            a KG over ML-1M's movies) or ``tokens``.
         description: one line for ``embedlab datasets list``.
         citation: the paper that introduced it.
         packaged: shipped inside the package (tiny KGs).
@@ -54,6 +59,35 @@ class DatasetSpec:
     @property
     def downloadable(self) -> bool:
         return bool(self.files) or self.archive is not None
+
+
+_SSE_REPO = (
+    "https://raw.githubusercontent.com/wuliwei9278/SSE/"
+    "c7eb808c7e2102739cbfeade0f163586eea332a5/SSE-MF/data"
+)
+_MOVIELENS_COPY = (  # an unmodified copy of GroupLens' ml-100k / ml-1m files
+    "https://raw.githubusercontent.com/Karan-Malik/RestrictedBoltzmannMachine/"
+    "2d918d569643ff7c0846eaf355c7e5ccb7afd5ad"
+)
+_MKR_REPO = (
+    "https://raw.githubusercontent.com/hwwang55/MKR/"
+    "d6bb77c426960bc04f5d88c39f09d87a844776b4/data/movie"
+)
+_MGCNN_REPO = (
+    "https://raw.githubusercontent.com/fmonti/mgcnn/"
+    "75843411c72c1a81c9c086d21cda4ec98f1d9226/Data/douban"
+)
+
+
+def _files(
+    base: str, sums: dict[str, str], *, remote_names: dict[str, str] | None = None
+) -> dict[str, RemoteFile]:
+    """Local name -> pinned file ``base/remote_name`` (the remote name defaults to the local one)."""
+    remote_names = remote_names or {}
+    return {
+        local: RemoteFile(url=f"{base}/{remote_names.get(local, local)}", sha256=digest)
+        for local, digest in sums.items()
+    }
 
 
 def _kg_files(folder: str, sums: tuple[str, str, str]) -> dict[str, RemoteFile]:
@@ -111,6 +145,88 @@ REGISTRY: dict[str, DatasetSpec] = {
                 "cf6309010852f6a8d47a45df830a426415d1ee6f7a3970a8376ff1fb81db4a5c",
                 "5711cf41623ceb4eacc50eb6108a3ca6565c7492e3caaf82a3e355cc660d1574",
             ),
+        ),
+    ),
+    "ml-100k": DatasetSpec(
+        name="ml-100k",
+        kind="ratings",
+        description="MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users",
+        citation="Harper & Konstan, The MovieLens Datasets, ACM TiiS 2015",
+        files=_files(
+            f"{_MOVIELENS_COPY}/ml-100k",
+            {
+                "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+                "u1.base": "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
+                "u1.test": "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950",
+                "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+                "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
+                "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+            },
+        ),
+    ),
+    "ml-1m": DatasetSpec(
+        name="ml-1m",
+        kind="ratings",
+        description="MovieLens 1M, the SSE paper's split: 1,496 users, 3,656 movies, 637,987 ratings",
+        citation="Harper & Konstan, ACM TiiS 2015; split: Wu et al., Stochastic Shared "
+        "Embeddings, NeurIPS 2019",
+        files={
+            **_files(
+                _SSE_REPO,
+                {
+                    "sse_mf_split/ml1m_train_ratings.csv": (
+                        "25c81784eb5078c04b98cbc43bee7cc5fd7f65e591cdf1da228d5208c5a2cf02"
+                    ),
+                    "sse_mf_split/ml1m_test_ratings.csv": (
+                        "49998d68a80c1b97187675c7a7a69c952175bdd0c41b21409dc714b4ceb57ea0"
+                    ),
+                },
+                remote_names={
+                    "sse_mf_split/ml1m_train_ratings.csv": "ml1m_train_ratings.csv",
+                    "sse_mf_split/ml1m_test_ratings.csv": "ml1m_test_ratings.csv",
+                },
+            ),
+            **_files(
+                f"{_MOVIELENS_COPY}/ml-1m",
+                {
+                    "movies.dat": "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
+                    "users.dat": "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3",
+                },
+            ),
+        },
+    ),
+    "ml-1m-kg": DatasetSpec(
+        name="ml-1m-kg",
+        kind="side",
+        description="MKR's knowledge graph over MovieLens-1M movies (2,347 linked; for ml-1m)",
+        citation="Wang et al., Multi-Task Feature Learning for Knowledge Graph Enhanced "
+        "Recommendation (MKR), WWW 2019",
+        files=_files(
+            _MKR_REPO,
+            {
+                "kg.txt": "60d0a28e8646423654b47a36b4438dcd70a87ac90a7d1512ef0cf59f19c869a9",
+                "item_index2entity_id.txt": (
+                    "ba88da11d2fffdcea4fc0d73f1fd16f5478d8fcfb362e16331dc30cceea81f60"
+                ),
+            },
+        ),
+    ),
+    "douban": DatasetSpec(
+        name="douban",
+        kind="ratings",
+        description="Douban 3000 x 3000 (Monti et al.): 136,891 ratings (1-5), user social graph",
+        citation="Monti, Bronstein & Bresson, Geometric Matrix Completion with Recurrent "
+        "Multi-Graph Neural Networks, NIPS 2017",
+        # Only the MATLAB file is published; reading it needs h5py. Where the plain-text exports
+        # ratings_train.tsv, ratings_test.tsv, user_graph_edges.tsv (0-based) sit next to it,
+        # they are read instead (see embedlab.datasets.ratings).
+        files=_files(
+            _MGCNN_REPO,
+            {
+                "training_test_dataset.mat": (
+                    "1f4476321cbfe0f606e7e35d0695ca15447a1b0b2c811df130109b6cb9a067ae"
+                ),
+            },
         ),
     ),
 }

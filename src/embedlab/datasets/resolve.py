@@ -60,6 +60,7 @@ def download(spec: DatasetSpec, target: Path, *, progress: bool = True) -> Path:
                 match = [p for key, p in by_member.items() if key.endswith("/" + member)]
                 if not match:
                     raise DatasetError(f"archive {spec.archive.url} has no member {member!r}")
+                (target / local).parent.mkdir(parents=True, exist_ok=True)  # sub-folder names
                 (target / local).write_bytes(match[0].read_bytes())
         else:
             for local, remote in spec.files.items():
@@ -107,7 +108,9 @@ def resolve_dataset_dir(name_or_dir: str) -> Path:
         known = ", ".join(sorted(REGISTRY))
         raise UserError(
             f"unknown dataset {name_or_dir!r}: not a directory and not one of: {known}. "
-            "A custom KG dataset is a directory with train.txt, valid.txt, test.txt."
+            "A custom KG dataset is a directory with train.txt, valid.txt, test.txt "
+            "(head<TAB>relation<TAB>tail); a custom ratings dataset is a directory with "
+            "train.tsv, test.tsv and optionally valid.tsv (user<TAB>item<TAB>rating)."
         )
     if spec.packaged and _complete(packaged_dir(spec.name), spec):
         return packaged_dir(spec.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from embedlab.config import KgeConfig, dump_config
+from embedlab.config import KgeConfig
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
 from embedlab.embeddings.graph import RowGraph
@@ -23,51 +22,7 @@ from embedlab.kge.model import KgeModel
 from embedlab.kge.task import build_task
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
 from embedlab.training.loop import Loop, RunPaths
-
-
-def prepare_run_dir(run_dir: Path, config: KgeConfig, *, overwrite: bool) -> bool:
-    """Create ``run_dir`` or check it can be resumed. Returns True when resuming.
-
-    Re-running ``train`` on an existing run directory resumes from ``checkpoints/last`` if the
-    resolved config is the same; ``overwrite`` deletes the directory and starts afresh.
-
-    Raises:
-        UserError: the directory holds a run with a different config (and no ``overwrite``).
-    """
-    saved = run_dir / "config.yaml"
-    if run_dir.is_file():
-        raise UserError(f"--out {run_dir} is a file, not a run directory")
-    if run_dir.exists() and overwrite:
-        if not saved.is_file() and any(run_dir.iterdir()):
-            raise UserError(
-                f"refusing to --overwrite {run_dir}: it is not empty and holds no run (no config.yaml)"
-            )
-        shutil.rmtree(run_dir)
-    if saved.is_file():
-        previous = _flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
-        current = _flatten(config.model_dump(mode="json"))
-        differing = sorted(
-            k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k)
-        )
-        if differing:
-            raise UserError(
-                f"{run_dir} already holds a run with a different config ({', '.join(differing)}). "
-                "Use another --out, or --overwrite to delete it and start again."
-            )
-        return True
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved.write_text(dump_config(config), encoding="utf-8")
-    return False
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+from embedlab.training.run_dir import prepare_run_dir
 
 
 def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:

@@ -1,0 +1,1 @@
+"""Matrix-factorization recommenders: models, training, rating metrics, row graphs."""

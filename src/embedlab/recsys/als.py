@@ -1,0 +1,395 @@
+"""ALS and GRALS: alternating minimization of the MF objective, one table at a time.
+
+Objective (sums over the observed training ratings ``(u, i, r)``; ``n_u``, ``n_i`` count them)::
+
+    J = Σ_(u,i) (r - r_hat(u, i))^2
+        + λ Σ_u n_u (|p_u|^2 + b_u^2) + λ Σ_i n_i (|q_i|^2 + b_i^2)
+        + λ_U tr(Pᵀ L_U P) + λ_I tr(Qᵀ L_I Q)
+
+with ``r_hat = mean + b_u + b_i + <p_u, q_i>`` (the bias terms only when ``model.biases``). The
+weighted-λ ridge is Zhou et al., "Large-scale Parallel Collaborative Filtering for the Netflix
+Prize" (AAIM 2008); the graph-Laplacian terms are GRALS, Rao, Yu, Ravikumar and Dhillon,
+"Collaborative Filtering with Graph Information" (NeurIPS 2015). The Laplacians act on the factors
+only, not on the biases.
+
+A half-step minimizes J exactly over one table with the other fixed. Biases are solved by
+augmentation: for the users, item features are ``f_i = [q_i, 1]`` (k = d + 1), the target is
+``t = r - mean - b_i`` and the unknown is ``x_u = [p_u, b_u]``; the items are symmetric. Setting the
+gradient to zero gives ``A vec(X) = B`` with ``A = blockdiag(G_u + λ n_u I) + λ_U (L ⊗ I_d)`` (the
+bias coordinate untouched by L), ``G_u = Σ_{i∈I(u)} f_i f_iᵀ`` and ``B_u = Σ_{i∈I(u)} t_ui f_i``.
+
+- No Laplacian (ALS): the rows decouple; every ``(k, k)`` system is solved in closed form by
+  batched Cholesky. Rows without ratings have ``G_u = 0`` and are set to zero.
+- Laplacian (GRALS): the rows couple; the system is solved by preconditioned conjugate gradient,
+  warm-started from the current table, with the block-Jacobi preconditioner
+  ``(G_u + λ n_u I + λ_U L_uu I_d)^{-1}`` (inverted once per half-step through Cholesky), for
+  ``cg_iterations`` steps or until the relative residual ``|B - A x| / |B|`` is below
+  :data:`CG_TOLERANCE`. Rows without ratings get their factors from their graph neighbours;
+  their bias, and the factors of rows that are also isolated, are zero. (A connected component
+  without any rating makes A singular; the system stays consistent and CG leaves the component's
+  constant shift, which J does not see, at its warm-start value.)
+
+Convergence: restricted to one table, ``J = |x - x*|_A^2 + const``, and PCG decreases
+``|x - x*|_A`` at every step, so even a truncated CG solve never increases J (up to rounding):
+ALS and GRALS epochs are monotone. Steps to a given residual grow with ``sqrt(cond(M^-1 A))``,
+i.e. with ``λ_U · degree`` against ``λ n_u + |f|^2 n_u``. Measured on a synthetic ML-1M-shaped
+problem (1,496 users, 3,656 items, 299,200 ratings, d = 100, λ = 0.05), warm-started after two
+ALS epochs: λ_U = 0.1 to 1 reaches 1e-6 in 6 to 12 steps; λ_U = 100 on clique graphs (degree
+~200) in ~18 (float64), with J after 10 steps within 2e-8 (relative) of its converged value; on
+random degree-10 graphs with λ_U = 100, 30 float32 steps leave 3e-6 to 3e-5. The stopping test
+uses the recursively updated residual, which keeps falling; the reported residual is recomputed,
+and in float32 it bottoms out near ``eps · cond(A)``: ~1e-6 for λ_U <= 1, up to ~1e-3 for
+λ_U = 100 on cliques, where J has nonetheless stopped moving.
+
+Memory: the Gram matrices are built from padded ``(rows, ratings, k)`` chunks of at most
+``_CHUNK_ELEMENTS`` gathered features (rows bucketed by rating count, so padding at most doubles
+the work) and multiplied with ``bmm``. ALS never holds more than one chunk; GRALS holds the blocks
+and the preconditioner's inverse, ``2 N k^2`` numbers per table (~4 N k^2 briefly while
+inverting; ML-1M items at d = 100: 150 MB per ``N k^2`` in float32).
+
+SSE and embedding dropout are SGD-time regularizers and are not applied here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from embedlab.recsys.model import MatrixFactorization
+
+CG_TOLERANCE = 1e-6
+"""CG stops once the recursively updated relative residual ``|B - A x| / |B|`` is at most this."""
+
+Side = Literal["users", "items"]
+
+_CHUNK_ELEMENTS = 1 << 24  # numbers per gathered feature chunk and per Gram chunk (64 MB float32)
+
+
+@dataclass(frozen=True)
+class HalfStepInfo:
+    """What a half-step did: CG ``iterations`` run and the final ``relative_residual``
+    ``|B - A x| / |B|``, recomputed from ``x`` (both 0 for the closed-form solve, which is exact up
+    to rounding)."""
+
+    iterations: int
+    relative_residual: float
+
+
+@torch.no_grad()
+def als_epoch(
+    model: MatrixFactorization,
+    *,
+    users: Tensor,
+    items: Tensor,
+    ratings: Tensor,
+    weight_decay: float,
+    user_laplacian: tuple[Tensor, float] | None = None,
+    item_laplacian: tuple[Tensor, float] | None = None,
+    cg_iterations: int = 30,
+) -> float:
+    """One ALS (or GRALS) epoch: solve all user rows with the items fixed, then all item rows with
+    the users fixed; updates the factors (and biases if ``model.biases``) in place.
+
+    Args:
+        users, items: ``(R,)`` int64 rows of the training ratings; ratings: ``(R,)`` float.
+        weight_decay: λ of the weighted ridge ``λ n_u (|p_u|^2 + b_u^2)``.
+        user_laplacian, item_laplacian: ``(L, λ_L)``, a Laplacian ``(N, N)`` (sparse COO, e.g.
+            :meth:`RowGraph.laplacian`, or dense) over that table's rows and its weight; None (or
+            weight 0) for plain ALS on that table.
+        cg_iterations: most CG steps per Laplacian-coupled half-step.
+
+    ``model.mean`` is read, never set (the caller sets it to the training mean).
+
+    Returns:
+        the training objective J (module docstring) after the epoch: the sum of squared errors
+        plus all penalties, not a mean.
+    """
+    sides: tuple[tuple[Side, tuple[Tensor, float] | None], ...] = (
+        ("users", user_laplacian),
+        ("items", item_laplacian),
+    )
+    for side, lap in sides:
+        als_half_step(
+            model,
+            side=side,
+            users=users,
+            items=items,
+            ratings=ratings,
+            weight_decay=weight_decay,
+            laplacian=lap,
+            cg_iterations=cg_iterations,
+        )
+    return als_objective(
+        model,
+        users=users,
+        items=items,
+        ratings=ratings,
+        weight_decay=weight_decay,
+        user_laplacian=user_laplacian,
+        item_laplacian=item_laplacian,
+    )
+
+
+@torch.no_grad()
+def als_half_step(
+    model: MatrixFactorization,
+    *,
+    side: Side,
+    users: Tensor,
+    items: Tensor,
+    ratings: Tensor,
+    weight_decay: float,
+    laplacian: tuple[Tensor, float] | None = None,
+    cg_iterations: int = 30,
+) -> HalfStepInfo:
+    """Minimize J over one table (``side``) with the other fixed; arguments as :func:`als_epoch`,
+    ``laplacian`` being the graph term of ``side``'s table."""
+    if not users.shape == items.shape == ratings.shape or users.dim() != 1:
+        raise ValueError(
+            f"users, items, ratings must be (R,): {users.shape}, {items.shape}, {ratings.shape}"
+        )
+    if cg_iterations <= 0:
+        raise ValueError(f"cg_iterations must be positive, got {cg_iterations}")
+    if weight_decay < 0 or (laplacian is not None and laplacian[1] < 0):
+        raise ValueError("weight_decay and the Laplacian weight must be non-negative")
+    P, Q = model.users.weight.data, model.items.weight.data  # (U, d), (I, d)
+    bu, bi = model.user_bias.data, model.item_bias.data  # (U,), (I,)
+    if side == "users":
+        x, xb, f, fb, rows, cols = P, bu, Q, bi, users, items
+    elif side == "items":
+        x, xb, f, fb, rows, cols = Q, bi, P, bu, items, users
+    else:
+        raise ValueError(f"side must be 'users' or 'items', got {side!r}")
+    num_rows, dim = x.shape
+    target = ratings.to(x.dtype) - model.mean.to(x.dtype)  # (R,)
+    if model.biases:
+        target = target - fb.index_select(0, cols)
+        feats = torch.cat([f, f.new_ones(f.shape[0], 1)], dim=1)  # (M, k = d + 1)
+        start = torch.cat([x, xb.unsqueeze(1)], dim=1)  # (N, k)
+    else:
+        feats, start = f, x  # (M, k = d), (N, k)
+    counts = torch.bincount(rows, minlength=num_rows)  # (N,)
+    system = _NormalEquations(feats, rows, cols, target, counts, weight_decay)
+    if laplacian is None or laplacian[1] == 0.0:
+        solution, info = system.solve_direct(), HalfStepInfo(0, 0.0)
+    else:
+        lap, weight = _prepare_laplacian(laplacian[0], num_rows, like=x), laplacian[1]
+        solution, info = system.solve_cg(lap, weight, start, dim=dim, max_iter=cg_iterations)
+    x.copy_(solution[:, :dim])
+    if model.biases:
+        xb.copy_(solution[:, dim])
+    return info
+
+
+@torch.no_grad()
+def als_objective(
+    model: MatrixFactorization,
+    *,
+    users: Tensor,
+    items: Tensor,
+    ratings: Tensor,
+    weight_decay: float,
+    user_laplacian: tuple[Tensor, float] | None = None,
+    item_laplacian: tuple[Tensor, float] | None = None,
+) -> float:
+    """The objective J of the module docstring at the model's current parameters."""
+    P, Q = model.users.weight.data, model.items.weight.data  # (U, d), (I, d)
+    bu, bi = model.user_bias.data, model.item_bias.data
+    chunk = max(1, _CHUNK_ELEMENTS // P.shape[1])
+    sse = P.new_zeros(())
+    for s in range(0, users.numel(), chunk):
+        u, i = users[s : s + chunk], items[s : s + chunk]  # (C,)
+        pred = (P.index_select(0, u) * Q.index_select(0, i)).sum(1) + model.mean  # (C,)
+        if model.biases:
+            pred += bu.index_select(0, u) + bi.index_select(0, i)
+        sse += (ratings[s : s + chunk].to(P.dtype) - pred).square().sum()
+    n_u = torch.bincount(users, minlength=P.shape[0]).to(P.dtype)  # (U,)
+    n_i = torch.bincount(items, minlength=Q.shape[0]).to(P.dtype)  # (I,)
+    ridge = (n_u * P.square().sum(1)).sum() + (n_i * Q.square().sum(1)).sum()
+    if model.biases:
+        ridge += (n_u * bu.square()).sum() + (n_i * bi.square()).sum()
+    total = sse + weight_decay * ridge
+    for table, lap in ((P, user_laplacian), (Q, item_laplacian)):
+        if lap is not None and lap[1] != 0.0:
+            L = _prepare_laplacian(lap[0], table.shape[0], like=table)
+            total += lap[1] * (table * (L @ table)).sum()  # tr(Xᵀ L X)
+    return float(total)
+
+
+def _prepare_laplacian(lap: Tensor, num_rows: int, *, like: Tensor) -> Tensor:
+    """``lap`` as a coalesced sparse COO (or dense) ``(N, N)`` tensor of ``like``'s dtype/device."""
+    if lap.shape != (num_rows, num_rows):
+        raise ValueError(f"Laplacian {tuple(lap.shape)} does not match {num_rows} table rows")
+    lap = lap.to(dtype=like.dtype, device=like.device)
+    if lap.layout == torch.strided:
+        return lap
+    return lap.to_sparse_coo().coalesce() if lap.layout != torch.sparse_coo else lap.coalesce()
+
+
+def _diagonal(lap: Tensor) -> Tensor:
+    """``(N,)`` diagonal of a dense or coalesced COO ``(N, N)`` matrix."""
+    if lap.layout == torch.strided:
+        return lap.diagonal().clone()
+    index, values = lap.indices(), lap.values()
+    on_diag = index[0] == index[1]
+    return values.new_zeros(lap.shape[0]).index_add_(0, index[0][on_diag], values[on_diag])
+
+
+def _cholesky(a: Tensor) -> Tensor:
+    """Batched Cholesky factors of ``(B, k, k)`` SPD matrices; a block that fails (semidefinite
+    when λ = 0 and ``n_u < k``) is retried with a growing jitter ``eps · k · max diag · 100^t``."""
+    chol, info = torch.linalg.cholesky_ex(a)
+    bad = torch.nonzero(info).squeeze(1)
+    k = a.shape[-1]
+    jitter = torch.finfo(a.dtype).eps * k
+    while bad.numel():
+        sub = a.index_select(0, bad)  # (b, k, k)
+        scale = sub.diagonal(dim1=1, dim2=2).abs().amax(1).clamp_min(1.0) * jitter  # (b,)
+        sub = sub + scale.view(-1, 1, 1) * torch.eye(k, dtype=a.dtype, device=a.device)
+        fixed, info = torch.linalg.cholesky_ex(sub)
+        chol.index_copy_(0, bad, fixed)
+        bad = bad[info != 0]
+        jitter *= 100.0
+    return chol
+
+
+class _NormalEquations:
+    """The half-step's ``A x = B`` (module docstring) for one table of N rows, k unknowns each.
+
+    Args: feats ``(M, k)`` fixed-side features; rows, cols ``(R,)`` rating rows on the solved and
+    fixed side; target ``(R,)``; counts ``(N,)`` int64 ratings per row; lam λ.
+    """
+
+    def __init__(
+        self, feats: Tensor, rows: Tensor, cols: Tensor, target: Tensor, counts: Tensor, lam: float
+    ) -> None:
+        self.feats, self.counts, self.lam = feats, counts, lam
+        order = torch.argsort(rows, stable=True)  # ratings grouped by row
+        self.cols = cols.index_select(0, order)  # (R,)
+        self.target = target.index_select(0, order)  # (R,)
+        self.starts = torch.cumsum(counts, 0) - counts  # (N,) first sorted rating of each row
+
+    def chunks(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """``(ids (C,), G + λ n I (C, k, k), B (C, k))`` over the rows with ratings, in chunks of
+        rows whose counts lie in one ``(2^(b-1), 2^b]`` bucket (padded to the bucket's longest)."""
+        k = self.feats.shape[1]
+        ids_all = torch.nonzero(self.counts).squeeze(1)  # (N',)
+        bucket = torch.ceil(torch.log2(self.counts.index_select(0, ids_all).double())).long()
+        for b in torch.unique(bucket).tolist():
+            ids_b = ids_all[bucket == b]
+            length = int(self.counts.index_select(0, ids_b).max())
+            per_chunk = max(1, _CHUNK_ELEMENTS // (max(length, k) * k))
+            offsets = torch.arange(length, device=ids_b.device)  # (L,)
+            for s in range(0, ids_b.numel(), per_chunk):
+                ids = ids_b[s : s + per_chunk]  # (C,)
+                n = self.counts.index_select(0, ids)  # (C,)
+                mask = offsets < n.unsqueeze(1)  # (C, L)
+                pos = (self.starts.index_select(0, ids).unsqueeze(1) + offsets).masked_fill_(
+                    ~mask, 0
+                )
+                flat = pos.view(-1)  # (C * L,)
+                feats = self.feats.index_select(0, self.cols.index_select(0, flat))
+                feats = feats.view(ids.numel(), length, k).mul_(mask.unsqueeze(2))  # (C, L, k)
+                target = self.target.index_select(0, flat).view(ids.numel(), length, 1)
+                gram = torch.bmm(feats.transpose(1, 2), feats)  # (C, k, k)
+                gram.diagonal(dim1=1, dim2=2).add_(n.to(gram.dtype).mul_(self.lam).unsqueeze(1))
+                rhs = torch.bmm(feats.transpose(1, 2), target).squeeze(2)  # (C, k)
+                yield ids, gram, rhs
+
+    def solve_direct(self) -> Tensor:
+        """The decoupled solution ``(N, k)``; rows without ratings are zero."""
+        solution = self.feats.new_zeros(self.counts.numel(), self.feats.shape[1])  # (N, k)
+        for ids, gram, rhs in self.chunks():
+            x = torch.cholesky_solve(rhs.unsqueeze(2), _cholesky(gram)).squeeze(2)  # (C, k)
+            solution.index_copy_(0, ids, x)
+        return solution
+
+    def solve_cg(
+        self, lap: Tensor, weight: float, start: Tensor, *, dim: int, max_iter: int
+    ) -> tuple[Tensor, HalfStepInfo]:
+        """Block-Jacobi-preconditioned CG on ``A = blockdiag + weight (lap ⊗ I_dim)`` from
+        ``start (N, k)``; returns the solution ``(N, k)`` and what CG did."""
+        num_rows, k = start.shape
+        blocks = start.new_zeros(num_rows, k, k)  # (N, k, k)
+        rhs = start.new_zeros(num_rows, k)  # (N, k)
+        for ids, gram, b in self.chunks():
+            blocks.index_copy_(0, ids, gram)
+            rhs.index_copy_(0, ids, b)
+        precond = blocks.clone()  # diagonal blocks of A
+        precond.diagonal(dim1=1, dim2=2)[:, :dim] += weight * _diagonal(lap).unsqueeze(1)
+        # a coordinate with a zero diagonal in A (PSD) appears nowhere in J: pin it to zero
+        dead = precond.diagonal(dim1=1, dim2=2) == 0  # (N, k)
+        blocks.diagonal(dim1=1, dim2=2)[dead] = 1.0
+        precond.diagonal(dim1=1, dim2=2)[dead] = 1.0
+        inverse = _spd_inverse(precond)  # (N, k, k)
+        del precond
+        lap = _fast_matmul_layout(lap)
+
+        def matvec(v: Tensor) -> Tensor:  # (N, k) -> (N, k)
+            out = torch.bmm(blocks, v.unsqueeze(2)).squeeze(2)
+            out[:, :dim] += weight * (lap @ v[:, :dim].contiguous())
+            return out
+
+        def apply_precond(v: Tensor) -> Tensor:  # (N, k) -> (N, k)
+            return torch.bmm(inverse, v.unsqueeze(2)).squeeze(2)
+
+        return _pcg(matvec, apply_precond, rhs, start.masked_fill(dead, 0.0), max_iter=max_iter)
+
+
+def _pcg(
+    matvec: Callable[[Tensor], Tensor],
+    apply_precond: Callable[[Tensor], Tensor],
+    rhs: Tensor,
+    x: Tensor,
+    *,
+    max_iter: int,
+) -> tuple[Tensor, HalfStepInfo]:
+    """Preconditioned conjugate gradient (Saad, "Iterative Methods", alg. 9.1) for ``A x = rhs``
+    from ``x`` (updated in place), all ``(N, k)``; stops after ``max_iter`` steps or once the
+    relative residual is at most :data:`CG_TOLERANCE`."""
+    b_norm = float(rhs.norm())
+    if b_norm == 0.0:
+        return x.zero_(), HalfStepInfo(0, 0.0)
+    r = rhs - matvec(x)
+    residual = float(r.norm()) / b_norm
+    steps = 0
+    if residual <= CG_TOLERANCE:
+        return x, HalfStepInfo(steps, residual)
+    p = apply_precond(r)
+    rz = (r * p).sum()
+    while True:
+        ap = matvec(p)
+        alpha = rz / (p * ap).sum()
+        x.add_(alpha * p)
+        r.sub_(alpha * ap)
+        steps += 1
+        residual = float(r.norm()) / b_norm
+        if steps >= max_iter or residual <= CG_TOLERANCE:
+            true_residual = float((rhs - matvec(x)).norm()) / b_norm  # r drifts from it
+            return x, HalfStepInfo(steps, true_residual)
+        z = apply_precond(r)
+        rz_next = (r * z).sum()
+        p = z.add_(p, alpha=float(rz_next / rz))
+        rz = rz_next
+
+
+def _spd_inverse(a: Tensor) -> Tensor:
+    """Inverses ``(B, k, k)`` of SPD blocks as ``L^-T L^-1`` from their Cholesky factors ``L``
+    (several times faster than ``torch.cholesky_inverse`` on CPU)."""
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
+    chol_inv = torch.linalg.solve_triangular(_cholesky(a), eye, upper=False)  # L^-1
+    return torch.bmm(chol_inv.transpose(1, 2), chol_inv)
+
+
+def _fast_matmul_layout(lap: Tensor) -> Tensor:
+    """A COO Laplacian as CSR for the repeated ``lap @ X`` (faster than COO on CPU); dense as is."""
+    if lap.layout != torch.sparse_coo:
+        return lap
+    with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return lap.to_sparse_csr()

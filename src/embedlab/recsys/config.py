@@ -1,0 +1,82 @@
+"""Typed config of a matrix-factorization run (``embedlab mf train``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from embedlab.config import EmbeddingConfig, InitConfig, _Strict
+
+
+def _mf_table() -> EmbeddingConfig:
+    """Factor tables start as N(0, 0.1^2), as Surprise's SVD."""
+    return EmbeddingConfig(init=InitConfig(name="normal", scale=0.1))
+
+
+class MfDataConfig(_Strict):
+    """Which split of the rating dataset (``embedlab.datasets.ratings.load_ratings``)."""
+
+    protocol: str | None = Field(default=None, description="None: the dataset's default split")
+    valid_fraction: float = Field(
+        default=0.0, ge=0, lt=1, description="train ratings held out for validation (seeded)"
+    )
+    sparse_users: int | None = Field(
+        default=None, gt=0, description="keep only users with fewer train ratings (paper: 60)"
+    )
+
+
+class MfModelConfig(_Strict):
+    """``r_hat(u, i) = mu + b_u + b_i + <p_u, q_i>`` (biases optional)."""
+
+    dim: int = Field(default=100, gt=0, description="rank d of the factors")
+    biases: bool = True
+
+
+class LaplacianConfig(_Strict):
+    """Graph-Laplacian penalties ``lam_u tr(P^T L_u P) + lam_i tr(Q^T L_i Q)`` (GRALS)."""
+
+    user: float = Field(default=0.0, ge=0, description="weight lam_u on the user graph")
+    item: float = Field(default=0.0, ge=0, description="weight lam_i on the item graph")
+    user_graph: str | None = Field(default=None, description="None: the dataset's default")
+    item_graph: str | None = Field(default=None, description="None: the dataset's default")
+    cg_iterations: int = Field(default=30, gt=0, description="conjugate-gradient steps per solve")
+
+
+class MfTrainConfig(_Strict):
+    """How factors are fitted.
+
+    ``sgd``: mini-batch SGD with sparse row updates; ``weight_decay`` is the per-rating L2 weight
+    (Surprise's ``reg_all``). ``als``: closed-form alternating least squares with L2 weight
+    ``weight_decay * n_rows`` (weighted-lambda, Zhou et al. 2008). ``grals``: ALS plus the
+    ``laplacian`` penalties, each half-step solved by conjugate gradient (Rao et al., NeurIPS 2015).
+    """
+
+    method: Literal["sgd", "als", "grals"] = "sgd"
+    max_epochs: int = Field(default=50, ge=0)
+    batch_size: int = Field(default=8192, gt=0, description="sgd: ratings per step")
+    lr: float = Field(default=0.01, gt=0, description="sgd learning rate (paper: 0.01)")
+    weight_decay: float = Field(default=0.05, ge=0, description="L2 weight λ")
+    laplacian: LaplacianConfig = Field(default_factory=LaplacianConfig)
+    early_stopping_patience: int = Field(
+        default=0, ge=0, description="validations without valid-RMSE gain; 0 disables"
+    )
+    num_threads: int | None = Field(default=None, gt=0)
+    checkpoint_every: int = Field(default=5, gt=0, description="epochs between last-checkpoints")
+
+
+class MfEvalConfig(_Strict):
+    every: int = Field(default=5, gt=0, description="epochs between validations")
+
+
+class MfConfig(_Strict):
+    """The whole MF run config (ARCHITECTURE.md: ``user_embedding`` / ``item_embedding`` tables)."""
+
+    seed: int = 0
+    dataset: str = "ml-100k"
+    data: MfDataConfig = Field(default_factory=MfDataConfig)
+    model: MfModelConfig = Field(default_factory=MfModelConfig)
+    train: MfTrainConfig = Field(default_factory=MfTrainConfig)
+    eval: MfEvalConfig = Field(default_factory=MfEvalConfig)
+    user_embedding: EmbeddingConfig = Field(default_factory=_mf_table)
+    item_embedding: EmbeddingConfig = Field(default_factory=_mf_table)
