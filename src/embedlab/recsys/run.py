@@ -136,11 +136,11 @@ def train_mf(
         torch.set_num_threads(config.train.num_threads)
     resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
     dataset = load_mf_dataset(config)
+    torch.manual_seed(config.seed)  # before the tables are initialized
     model = build_mf_model(config, dataset)
     user_lap, item_lap = _laplacians(config, dataset)
     paths = RunPaths(run_dir)
     trace = Trace(paths.trace)
-    torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     state = MfState()
     if resuming and checkpoint_exists(paths.last):
