@@ -191,3 +191,25 @@ def test_laplacian_rows_sum_to_zero() -> None:
     assert torch.allclose(lap.sum(1), torch.zeros(15))
     assert torch.equal(lap, lap.T)
     assert torch.equal(torch.diagonal(lap), graph.degree.float())
+
+
+@pytest.mark.parametrize("p", [0.003, 0.2])
+def test_selected_positions_are_iid_bernoulli(p: float) -> None:
+    """Geometric-gap selection: each position is chosen with probability p (count per bin of
+    positions ~ Binomial) and gaps are Geometric(p) (their mean is 1/p)."""
+    from embedlab.embeddings.sse import _bernoulli_positions
+
+    size, draws = 10_000, 60
+    g = _gen(20)
+    counts = torch.zeros(10, dtype=torch.float64)
+    gaps = []
+    for _ in range(draws):
+        pos = _bernoulli_positions(size, p, torch.device("cpu"), g)
+        assert bool((pos[1:] > pos[:-1]).all()) and (pos.numel() == 0 or int(pos[-1]) < size)
+        counts += torch.bincount(pos // (size // 10), minlength=10).double()
+        gaps.append(torch.diff(pos).double())
+    _, pvalue = stats.chisquare(counts.numpy(), [float(counts.sum()) / 10] * 10)  # uniform
+    assert pvalue > ALPHA
+    assert stats.binomtest(int(counts.sum()), size * draws, p).pvalue > ALPHA
+    gap = torch.cat(gaps)
+    assert abs(gap.mean().item() - 1 / p) < 5 * math.sqrt((1 - p) / p**2 / gap.numel())

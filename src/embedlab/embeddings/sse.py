@@ -17,6 +17,29 @@ from torch import nn
 from embedlab.embeddings.graph import RowGraph
 
 _MAX_FIXED_POINT_ROUNDS = 10_000
+_REJECTION_ROUNDS = 4
+
+
+def _bernoulli_positions(
+    size: int, p: float, device: torch.device, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Sorted positions in ``[0, size)`` each selected independently with probability ``p``.
+
+    Gaps between selected positions are Geometric(p), so this costs O(p * size) draws instead
+    of one uniform per position (SSE's p is typically 0.001-0.1).
+    """
+    if p >= 1.0:
+        return torch.arange(size, device=device)
+    chunks, reach = [], -1
+    expect = size * p
+    while reach < size - 1:
+        count = int(expect + 6 * math.sqrt(expect * (1 - p)) + 16)
+        gaps = torch.empty(count, device=device).geometric_(p, generator=generator)
+        steps = torch.cumsum(gaps.long(), 0) + reach  # positions: previous reach + gaps
+        chunks.append(steps)
+        reach = int(steps[-1])
+    positions = torch.cat(chunks)
+    return positions[positions < size]
 
 
 class StochasticSharedEmbedding(nn.Module):
@@ -94,11 +117,9 @@ class StochasticSharedEmbedding(nn.Module):
         if not self.training or self.p == 0.0 or self.num_rows < 2:
             return indices
         flat = indices.reshape(-1)
-        u = torch.rand(flat.shape, device=flat.device, generator=generator)
-        replace = u < self.p
+        positions = _bernoulli_positions(flat.numel(), self.p, flat.device, generator)  # (M,)
         if frozen is not None:
-            replace &= ~frozen.reshape(-1)
-        positions = torch.nonzero(replace).squeeze(1)  # (M,)
+            positions = positions[~frozen.reshape(-1)[positions]]
         if positions.numel() == 0:
             return indices
         rows = flat[positions]
@@ -130,8 +151,36 @@ class StochasticSharedEmbedding(nn.Module):
         # a non-neighbour, uniformly (rows whose every other row is a neighbour keep j)
         far = torch.nonzero(~to_neighbour & (others > 0)).squeeze(1)
         if far.numel() and not math.isinf(self.rho):
-            r = (u[1, far] * others[far]).long().clamp_max(others[far] - 1)
-            out[far] = self._rth_non_neighbour(rows[far], r)
+            out[far] = self._non_neighbour(rows[far], others[far], generator)
+        return out
+
+    def _non_neighbour(
+        self, rows: torch.Tensor, others: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """A row drawn uniformly outside ``{j} ∪ N(j)`` for each ``j`` in ``rows`` ``(M,)``.
+
+        A few rounds of rejection (a uniform other row, kept unless it is a neighbour: cheap when
+        neighbourhoods are small), then the exact draw for whatever is left.
+        """
+        n = self.num_rows
+        out = torch.empty_like(rows)
+        todo = torch.arange(rows.numel(), device=rows.device)
+        for _ in range(_REJECTION_ROUNDS):
+            cand = _uniform_other(rows[todo], n, generator)
+            key = rows[todo] * n + cand
+            at = torch.searchsorted(self.edge_keys, key).clamp_max(self.edge_keys.numel() - 1)
+            hit = (
+                self.edge_keys[at] == key
+                if self.edge_keys.numel()
+                else torch.zeros_like(key, dtype=torch.bool)
+            )
+            out[todo[~hit]] = cand[~hit]
+            todo = todo[hit]
+            if todo.numel() == 0:
+                return out
+        r = torch.rand(todo.shape, device=rows.device, generator=generator)
+        r = (r * others[todo]).long().clamp_max(others[todo] - 1)
+        out[todo] = self._rth_non_neighbour(rows[todo], r)
         return out
 
     def _rth_non_neighbour(self, rows: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
