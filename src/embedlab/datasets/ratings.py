@@ -313,7 +313,7 @@ def read_monti_mat(path: Path, key: str) -> np.ndarray:
         import h5py
     except ImportError:
         raise DatasetError(
-            f"{path}: reading this MATLAB v7.3 file needs h5py (pip install h5py); or put "
+            f"{path}: reading this MATLAB v7.3 file needs h5py (pip install 'embedlab[douban]' or pip install h5py); or put "
             "ratings_train.tsv, ratings_test.tsv (user<TAB>item<TAB>rating, 0-based) and "
             "user_graph_edges.tsv next to it"
         ) from None
