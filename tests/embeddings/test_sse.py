@@ -62,8 +62,9 @@ def _assert_matches(counts: torch.Tensor, probs: torch.Tensor) -> None:
 
 
 def test_replacement_frequency_is_p() -> None:
-    sse = StochasticSharedEmbedding(num_rows=50, p=0.1)
-    idx = torch.randint(0, 50, (DRAWS,), generator=_gen(1))
+    # N = 5: the authors' draw-from-all-rows rate p (1 - 1/N) = 0.08 would fail by ~20 SD
+    sse = StochasticSharedEmbedding(num_rows=5, p=0.1)
+    idx = torch.randint(0, 5, (DRAWS,), generator=_gen(1))
     out = sse(idx, generator=_gen(2))
     replaced = int((out != idx).sum())
     assert stats.binomtest(replaced, DRAWS, 0.1).pvalue > ALPHA
@@ -213,3 +214,28 @@ def test_selected_positions_are_iid_bernoulli(p: float) -> None:
     assert stats.binomtest(int(counts.sum()), size * draws, p).pvalue > ALPHA
     gap = torch.cat(gaps)
     assert abs(gap.mean().item() - 1 / p) < 5 * math.sqrt((1 - p) / p**2 / gap.numel())
+
+
+def test_empty_and_int32_indices() -> None:
+    g = _gen(21)  # N^2 > 2^31: int32 keys row * N + col would overflow
+    src, dst = torch.randint(50_000, 50_050, (2, 500), generator=g)
+    graph = RowGraph.from_edges(num_rows=60_000, src=src, dst=dst)
+    sse = StochasticSharedEmbedding(num_rows=60_000, p=0.5, graph=graph, rho=1e4)
+    assert sse(torch.zeros(0, dtype=torch.long)).numel() == 0
+    idx = torch.randint(50_000, 50_050, (5000,), generator=_gen(22), dtype=torch.int32)
+    out = sse(idx, generator=_gen(23))
+    assert out.dtype == torch.int32
+    keys = set(graph.edge_keys().tolist())
+    changed = out != idx
+    for a, b in zip(idx[changed].tolist(), out[changed].tolist(), strict=True):
+        assert 0 <= b < 60_000 and b != a
+    # neighbours drawn exactly where the kernel says: compare with an int64 run of the same seed
+    again = sse(idx.long(), generator=_gen(23))
+    assert torch.equal(out.long(), again)
+    hits = sum(
+        (a * 60_000 + b) in keys
+        for a, b in zip(idx[changed].tolist(), out[changed].tolist(), strict=True)
+    )
+    assert hits > 0.5 * int(changed.sum())  # share ≈ 0.77 with deg ≈ 20, ρ = 1e4
+    with pytest.raises(ValueError, match="bool"):
+        sse(idx.long(), torch.zeros_like(idx))

@@ -57,7 +57,9 @@ def test_train_beats_the_mean_and_writes_the_run_directory(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("method", ["sgd", "als"])
-def test_interrupted_run_resumes_to_the_same_metrics(method: str, tmp_path: Path, monkeypatch) -> None:
+def test_interrupted_run_resumes_to_the_same_metrics(
+    method: str, tmp_path: Path, monkeypatch
+) -> None:
     data = _ratings_dir(tmp_path)
     extra = ["user_embedding.sse.kind=se", "user_embedding.sse.p=0.1"] if method == "sgd" else []
     cfg = _config(data, f"train.method={method}", *extra)
@@ -93,7 +95,18 @@ def test_interrupted_run_resumes_to_the_same_metrics(method: str, tmp_path: Path
 )
 def test_user_errors_exit_2(over: list[str], message: str, tmp_path: Path, capsys) -> None:
     data = _ratings_dir(tmp_path)
-    code = main(["mf", "train", "--dataset", str(data), "--out", str(tmp_path / "r"), "--no-progress", *over])
+    code = main(
+        [
+            "mf",
+            "train",
+            "--dataset",
+            str(data),
+            "--out",
+            str(tmp_path / "r"),
+            "--no-progress",
+            *over,
+        ]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
 

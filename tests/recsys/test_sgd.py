@@ -112,3 +112,23 @@ def test_rating_metrics_by_hand() -> None:
     assert got["mae"] == pytest.approx(4.5 / 3)
     with pytest.raises(ValueError, match="no ratings"):
         rating_metrics(m, users=users[:0], items=items[:0], ratings=ratings[:0], scale=(1.0, 5.0))
+
+
+def test_sgd_updates_the_sse_replaced_rows() -> None:
+    """With SSE on both tables, an epoch equals the per-rating loop run on the replaced indices."""
+    u, i, r = _problem(seed=4)
+    extra = {"user_embedding": {"sse": {"kind": "se", "p": 0.5}},
+             "item_embedding": {"sse": {"kind": "se", "p": 0.5}}}  # fmt: skip
+    fast, slow = _model(**extra), _model(**extra)
+    torch.manual_seed(7)
+    sgd_epoch(fast, users=u, items=i, ratings=r.double(), lr=0.05, weight_decay=0.1, batch_size=1,
+              generator=torch.Generator().manual_seed(5))  # fmt: skip
+    order = torch.randperm(u.numel(), generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(7)
+    slow.train()
+    u_e = slow.users.transform_indices(u[order])
+    i_e = slow.items.transform_indices(i[order])
+    assert bool((u_e != u[order]).any()) and bool((i_e != i[order]).any())
+    _naive_epoch(slow, u_e, i_e, r[order], torch.arange(u.numel()), 0.05, 0.1)
+    for a, b in zip(fast.parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

@@ -168,6 +168,12 @@ def load_ratings(
         raw, id_space = _keep_sparse_users(raw, sparse_users), None
     if valid_fraction > 0:
         raw["train"], raw["valid"] = _hold_out(raw["train"], valid_fraction, [seed, 1])
+    for split, (_, _, values) in raw.items():
+        if len(values) == 0:
+            raise UserError(
+                f"dataset {name_or_dir!r}: the {split} split is empty after filtering "
+                f"(valid_fraction={valid_fraction}, sparse_users={sparse_users})"
+            )
     return _index(raw, name_or_dir, folder, chosen, id_space)
 
 

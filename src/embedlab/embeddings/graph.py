@@ -43,7 +43,7 @@ class RowGraph:
         keys = torch.unique(rows[keep] * num_rows + cols[keep])  # sorted: by row, then column
         rows, cols = keys // num_rows, keys % num_rows
         counts = torch.bincount(rows, minlength=num_rows)
-        indptr = torch.zeros(num_rows + 1, dtype=torch.long)
+        indptr = torch.zeros(num_rows + 1, dtype=torch.long, device=cols.device)
         indptr[1:] = torch.cumsum(counts, 0)
         return cls(num_rows=num_rows, indptr=indptr, indices=cols)
 
@@ -88,14 +88,19 @@ class RowGraph:
 
     def edge_keys(self) -> torch.Tensor:
         """``(2E,)`` sorted keys ``row * N + col`` of the directed edges (for membership tests)."""
-        rows = torch.repeat_interleave(torch.arange(self.num_rows), self.degree)
+        rows = torch.repeat_interleave(self._arange(), self.degree)
         return rows * self.num_rows + self.indices
+
+    def _arange(self) -> torch.Tensor:
+        return torch.arange(self.num_rows, device=self.indices.device)
 
     def laplacian(self) -> torch.Tensor:
         """The combinatorial Laplacian ``L = D - A`` as a sparse COO ``(N, N)`` float32 tensor."""
         n = self.num_rows
-        rows = torch.repeat_interleave(torch.arange(n), self.degree)
-        diag = torch.arange(n)
+        rows = torch.repeat_interleave(self._arange(), self.degree)
+        diag = self._arange()
         index = torch.stack([torch.cat([rows, diag]), torch.cat([self.indices, diag])])
-        values = torch.cat([-torch.ones(self.indices.numel()), self.degree.float()])
+        values = torch.cat(
+            [-torch.ones(self.indices.numel(), device=diag.device), self.degree.float()]
+        )
         return torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True).coalesce()

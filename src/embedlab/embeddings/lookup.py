@@ -22,8 +22,9 @@ class EmbeddingTable(nn.Module):
 
     ``forward(indices, frozen=None)``: ``indices`` of any shape ``S`` -> ``S + (dim,)``; in training
     mode SSE (``config.sse``) first replaces indices (never those where ``frozen`` is True). ``all()`` returns the
-    whole table ``(N, dim)`` through the same dropout (LibKGE's ``embed_all``). Subclasses (SSE,
-    KD codes) override :meth:`transform_indices` or :meth:`lookup` only.
+    whole table ``(N, dim)`` through the same dropout (LibKGE's ``embed_all``). SSE is a composed
+    index transform (:mod:`embedlab.embeddings.sse`); other layers (KD codes) override
+    :meth:`lookup` only.
     """
 
     def __init__(

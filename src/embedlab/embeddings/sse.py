@@ -34,7 +34,8 @@ def _bernoulli_positions(
     expect = size * p
     while reach < size - 1:
         count = int(expect + 6 * math.sqrt(expect * (1 - p)) + 16)
-        gaps = torch.empty(count, device=device).geometric_(p, generator=generator)
+        gaps = torch.empty(count, dtype=torch.float64, device=device)
+        gaps.geometric_(p, generator=generator).clamp_min_(1)  # float64: exact small gaps
         steps = torch.cumsum(gaps.long(), 0) + reach  # positions: previous reach + gaps
         chunks.append(steps)
         reach = int(steps[-1])
@@ -116,9 +117,13 @@ class StochasticSharedEmbedding(nn.Module):
     ) -> torch.Tensor:
         if not self.training or self.p == 0.0 or self.num_rows < 2:
             return indices
-        flat = indices.reshape(-1)
+        if indices.numel() == 0:
+            return indices
+        flat = indices.reshape(-1).long()  # int64: keys row * N + col overflow int32
         positions = _bernoulli_positions(flat.numel(), self.p, flat.device, generator)  # (M,)
         if frozen is not None:
+            if frozen.dtype != torch.bool or frozen.shape != indices.shape:
+                raise ValueError("frozen must be a bool tensor shaped like indices")
             positions = positions[~frozen.reshape(-1)[positions]]
         if positions.numel() == 0:
             return indices
@@ -129,7 +134,7 @@ class StochasticSharedEmbedding(nn.Module):
             new = _uniform_other(rows, self.num_rows, generator)
         out = flat.clone()
         out[positions] = new
-        return out.reshape(indices.shape)
+        return out.reshape(indices.shape).to(indices.dtype)
 
     def _sample_graph(self, rows: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Draw ``k ~ w(j, .) / W(j)`` for each ``j`` in ``rows`` ``(M,)`` -> ``(M,)``."""

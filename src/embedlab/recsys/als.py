@@ -240,6 +240,9 @@ def _diagonal(lap: Tensor) -> Tensor:
     return values.new_zeros(lap.shape[0]).index_add_(0, index[0][on_diag], values[on_diag])
 
 
+_MAX_JITTER_TRIES = 12
+
+
 def _cholesky(a: Tensor) -> Tensor:
     """Batched Cholesky factors of ``(B, k, k)`` SPD matrices; a block that fails (semidefinite
     when λ = 0 and ``n_u < k``) is retried with a growing jitter ``eps · k · max diag · 100^t``."""
@@ -247,7 +250,9 @@ def _cholesky(a: Tensor) -> Tensor:
     bad = torch.nonzero(info).squeeze(1)
     k = a.shape[-1]
     jitter = torch.finfo(a.dtype).eps * k
-    while bad.numel():
+    for _ in range(_MAX_JITTER_TRIES):
+        if not bad.numel():
+            return chol
         sub = a.index_select(0, bad)  # (b, k, k)
         scale = sub.diagonal(dim1=1, dim2=2).abs().amax(1).clamp_min(1.0) * jitter  # (b,)
         sub = sub + scale.view(-1, 1, 1) * torch.eye(k, dtype=a.dtype, device=a.device)
@@ -255,6 +260,8 @@ def _cholesky(a: Tensor) -> Tensor:
         chol.index_copy_(0, bad, fixed)
         bad = bad[info != 0]
         jitter *= 100.0
+    if bad.numel():
+        raise ValueError(f"{bad.numel()} normal-equation blocks are not positive definite (NaN?)")
     return chol
 
 

@@ -35,10 +35,16 @@ class MfState:
     best_rmse: float | None = None
     best_epoch: int = 0
     bad_validations: int = 0
+    stopped: bool = False  # early stopping ended the run: a re-run only re-evaluates
     epoch_seconds: list[float] = field(default_factory=list)
 
 
 def load_mf_dataset(config: MfConfig) -> RatingDataset:
+    """The rating dataset and split ``config`` names (``dataset``, ``data.*``, ``seed``).
+
+    Raises:
+        UserError: unknown dataset/protocol, empty split. DatasetError: missing/malformed files.
+    """
     data = config.data
     return load_ratings(
         config.dataset,
@@ -134,25 +140,32 @@ def train_mf(
     """
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
-    resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
     dataset = load_mf_dataset(config)
     torch.manual_seed(config.seed)  # before the tables are initialized
     model = build_mf_model(config, dataset)
     user_lap, item_lap = _laplacians(config, dataset)
+    # only a config that builds is written to the run directory
+    resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
     paths = RunPaths(run_dir)
     trace = Trace(paths.trace)
     generator = torch.Generator().manual_seed(config.seed)
     state = MfState()
     if resuming and checkpoint_exists(paths.last):
-        rng, saved = load_checkpoint(paths.last, model=model)
+        try:
+            rng, saved = load_checkpoint(paths.last, model=model)
+            state = MfState(**saved["mf"])
+        except (RuntimeError, TypeError, KeyError) as exc:
+            raise UserError(
+                f"{paths.last}.safetensors cannot be resumed with dataset {config.dataset!r} as "
+                f"resolved now ({type(exc).__name__}); use --overwrite or another --out"
+            ) from None
         torch.set_rng_state(rng["torch"])
         generator.set_state(rng["shuffle"])
-        state = MfState(**saved["mf"])
         trace.write("resume", epoch=state.epoch)
     train, tc = dataset.splits["train"], config.train
     has_valid = "valid" in dataset.splits
     bar = tqdm(total=tc.max_epochs, initial=state.epoch, disable=not progress, unit="epoch")
-    while state.epoch < tc.max_epochs:
+    while state.epoch < tc.max_epochs and not state.stopped:
         start = time.perf_counter()
         if tc.method == "sgd":
             loss = sgd_epoch(
@@ -182,13 +195,10 @@ def train_mf(
         trace.write("epoch", epoch=state.epoch, loss=loss, seconds=seconds)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", s=f"{seconds:.3f}")
-        stop = False
         if state.epoch % config.eval.every == 0 or state.epoch == tc.max_epochs:
-            stop = _validate(model, dataset, state, trace, paths, generator, has_valid, tc)
-        if state.epoch % tc.checkpoint_every == 0 or stop or state.epoch == tc.max_epochs:
+            state.stopped = _validate(model, dataset, state, trace, paths, generator, has_valid, tc)
+        if state.epoch % tc.checkpoint_every == 0 or state.stopped or state.epoch == tc.max_epochs:
             _save(paths.last, model, generator, state)
-        if stop:
-            break
     bar.close()
     if has_valid and checkpoint_exists(paths.best):
         load_checkpoint(paths.best, model=model)

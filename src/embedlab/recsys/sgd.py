@@ -56,7 +56,7 @@ def sgd_epoch(
     mu = float(model.mean)
     drop_u, drop_i = model.users.dropout, model.items.dropout
     decay = -lr * weight_decay
-    order = torch.randperm(users.numel(), generator=generator)
+    order = torch.randperm(users.numel(), generator=generator).to(users.device)
     # (B, d) work buffers reused by every step: fresh 1-2 MB tensors per step cost page faults
     width = min(batch_size, users.numel())
     buf_p, buf_q, buf_up = (P.new_empty(width, P.shape[1]) for _ in range(3))
