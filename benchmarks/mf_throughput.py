@@ -51,9 +51,14 @@ VARIANTS = {
         "user_embedding.sse.rho=10",
     ],  # fmt: skip
     # the tuned ML-1M configuration (configs/mf/ml-1m/sse-graph.yaml)
-    "sse_graph_p0.01": ["user_embedding.sse.kind=graph", "user_embedding.sse.p=0.01",
-                        "item_embedding.sse.kind=graph", "item_embedding.sse.p=0.01",
-                        "item_embedding.sse.rho=10", "user_embedding.sse.rho=10"],  # fmt: skip
+    "sse_graph_p0.01": [
+        "user_embedding.sse.kind=graph",
+        "user_embedding.sse.p=0.01",
+        "item_embedding.sse.kind=graph",
+        "item_embedding.sse.p=0.01",
+        "item_embedding.sse.rho=10",
+        "user_embedding.sse.rho=10",
+    ],  # fmt: skip
 }
 
 
