@@ -19,7 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from embedlab.cli.datasets import app as datasets_app
-from embedlab.datasets import ratings as ratings_mod
+from embedlab.datasets import rating_files
 from embedlab.datasets import registry, resolve
 from embedlab.datasets.ratings import PROTOCOLS, RatingDataset, load_ratings, read_rating_file
 from embedlab.datasets.registry import DatasetSpec, RemoteFile
@@ -97,7 +97,7 @@ def test_ml1m_is_read_by_the_vectorized_path(monkeypatch: pytest.MonkeyPatch) ->
     def fail(*args: object) -> None:
         raise AssertionError("per-line fallback used on a well-formed file")
 
-    monkeypatch.setattr(ratings_mod, "_read_lines", fail)
+    monkeypatch.setattr(rating_files, "_read_lines", fail)
     assert len(load_ratings("ml-1m").splits["train"]) == 299_200
 
 
@@ -284,7 +284,7 @@ def test_vectorized_and_per_line_readers_agree(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_text("".join(f"{u},{i},{r},{k}\n" for k, (u, i, r) in enumerate(rows.T)))
     fast = read_rating_file(path, delimiter=",", fields=4)
-    slow = ratings_mod._read_lines(path, ",", 4)
+    slow = rating_files._read_lines(path, ",", 4)
     for a, b in zip(fast, slow, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     with pytest.raises(DatasetError, match=r"r.csv: ids must be integers in \[0, 60\)"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from embedlab.embeddings.graph import RowGraph
-from embedlab.recsys import als
+from embedlab.recsys import als, linalg
 from embedlab.recsys.als import als_epoch, als_half_step, als_objective
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.model import MatrixFactorization
@@ -115,7 +115,7 @@ def test_grals_cg_half_step_matches_dense_direct_solve(monkeypatch):
     model.mean.fill_(float(ratings.mean()))
     expected = _naive_grals_user_solve(model, users, items, ratings, 0.2, lap, 0.7)
     for tolerance in (als.CG_TOLERANCE, 1e-13):
-        monkeypatch.setattr(als, "CG_TOLERANCE", tolerance)
+        monkeypatch.setattr(linalg, "CG_TOLERANCE", tolerance)  # pcg reads it there
         trial = _model(6, 8, dim=3)
         trial.mean.fill_(float(ratings.mean()))
         info = als_half_step(

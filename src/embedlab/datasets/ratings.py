@@ -16,20 +16,24 @@ rating`` per line, is a custom ratings dataset (protocol ``files``).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from embedlab.datasets.rating_files import (
+    MONTI_MAT,
+    RATING_SCALE,
+    Raw,
+    read_monti_mat,
+    read_rating_file,
+)
 from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.resolve import resolve_dataset_dir
 from embedlab.errors import DatasetError, UserError
 
-RATING_SCALE = (1.0, 5.0)
 CUSTOM_FILES = ("train.tsv", "test.tsv")
-MONTI_MAT = "training_test_dataset.mat"
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,6 @@ class RatingDataset:
         return int((~seen_u[part.users] | ~seen_i[part.items]).sum())
 
 
-_Raw = tuple[np.ndarray, np.ndarray, np.ndarray]  # raw user ids, raw item ids, ratings (R,) each
-
-
 def load_ratings(
     name_or_dir: str,
     *,
@@ -177,7 +178,7 @@ def load_ratings(
     return _index(raw, name_or_dir, folder, chosen, id_space)
 
 
-def _read_custom(folder: Path) -> dict[str, _Raw]:
+def _read_custom(folder: Path) -> dict[str, Raw]:
     _require(folder, CUSTOM_FILES, "a custom ratings dataset (user<TAB>item<TAB>rating lines)")
     names = {"train": "train.tsv", "test": "test.tsv"}
     if (folder / "valid.tsv").is_file():
@@ -187,7 +188,7 @@ def _read_custom(folder: Path) -> dict[str, _Raw]:
 
 def _read_protocol(
     folder: Path, proto: _Protocol, name: str, protocol: str, seed: int
-) -> dict[str, _Raw]:
+) -> dict[str, Raw]:
     files = (proto.train,) if proto.test is None else (proto.train, proto.test)
     exported = all((folder / f).is_file() for f in files)
     if name == "douban" and not exported and (folder / MONTI_MAT).is_file():
@@ -212,122 +213,7 @@ def _require(folder: Path, files: tuple[str, ...], what: str) -> None:
         )
 
 
-def read_rating_file(
-    path: Path, *, delimiter: str, fields: int, id_space: int | None = None
-) -> _Raw:
-    """Read ``user, item, rating[, ...]`` lines (exactly ``fields`` per line; blank lines skipped).
-
-    Files with integer ids are parsed in one vectorized pass (``np.loadtxt``); anything else
-    (string ids, a malformed line) goes through a per-line pass that also finds the first bad line.
-
-    Returns:
-        raw user ids ``(R,)``, raw item ids ``(R,)`` (int64 when every id in the file is an
-        integer, else str) and ratings ``(R,)`` float32.
-
-    Raises:
-        DatasetError: empty file, wrong field count, empty id, non-numeric rating, rating outside
-            :data:`RATING_SCALE`, or (with ``id_space``) an id outside ``[0, id_space)``; the
-            message names the file and line.
-    """
-    if path.stat().st_size == 0:
-        raise DatasetError(f"{path}: file is empty (no ratings)")
-    columns = [("user", "i8"), ("item", "i8"), ("rating", "f8")]
-    columns += [(f"extra{k}", "U64") for k in range(fields - 3)]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # blank lines, empty input
-            table = np.loadtxt(
-                path, delimiter=delimiter, dtype=columns, comments=None, ndmin=1, encoding="utf-8"
-            )
-    except ValueError:  # wrong field count, non-integer id, non-numeric rating, not UTF-8
-        table = None
-    if table is None or not _in_scale(table["rating"]).all():
-        raw = _read_lines(path, delimiter, fields)
-    else:
-        raw = table["user"], table["item"], table["rating"].astype(np.float32)
-    if len(raw[2]) == 0:
-        raise DatasetError(f"{path}: file is empty (no ratings)")
-    if id_space is not None:
-        _check_id_space(path, raw, id_space)
-    return raw
-
-
-def _in_scale(ratings: np.ndarray) -> np.ndarray:
-    lo, hi = RATING_SCALE
-    return (ratings >= lo) & (ratings <= hi)  # False for NaN
-
-
-def _read_lines(path: Path, delimiter: str, fields: int) -> _Raw:
-    """The per-line pass: parse every line, raising on the first bad one (file:line)."""
-    users: list[str] = []
-    items: list[str] = []
-    ratings: list[float] = []
-    sep = "tab" if delimiter == "\t" else repr(delimiter)
-    for lineno, line_bytes in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            line = line_bytes.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
-        if not line.strip():
-            continue
-        parts = [p.strip() for p in line.split(delimiter)]
-        if len(parts) != fields or not parts[0] or not parts[1]:
-            raise DatasetError(
-                f"{path}:{lineno}: expected {fields} {sep}-separated fields (user, item, rating"
-                f"{', ...' if fields > 3 else ''}) with non-empty ids, found {len(parts)}: "
-                f"{line[:80]!r}"
-            )
-        try:
-            rating = float(parts[2])
-        except ValueError:
-            raise DatasetError(f"{path}:{lineno}: rating {parts[2]!r} is not a number") from None
-        if not _in_scale(np.asarray(rating, dtype=np.float32)):
-            raise DatasetError(
-                f"{path}:{lineno}: rating {parts[2]} outside the scale {list(RATING_SCALE)}"
-            )
-        users.append(parts[0])
-        items.append(parts[1])
-        ratings.append(rating)
-    return _ids_array(users), _ids_array(items), np.asarray(ratings, dtype=np.float32)
-
-
-def _ids_array(ids: list[str]) -> np.ndarray:
-    """int64 when every id is an ASCII integer that fits, else str."""
-    if all(s.isascii() and s.lstrip("-").isdigit() for s in ids):
-        try:
-            return np.asarray([int(s) for s in ids], dtype=np.int64)
-        except OverflowError:
-            pass
-    return np.asarray(ids, dtype=str)
-
-
-def _check_id_space(path: Path, raw: _Raw, id_space: int) -> None:
-    for ids in raw[:2]:
-        bad = (ids < 0) | (ids >= id_space) if ids.dtype.kind == "i" else np.ones(1, dtype=bool)
-        if bad.any():
-            raise DatasetError(f"{path}: ids must be integers in [0, {id_space})")
-
-
-def read_monti_mat(path: Path, key: str) -> np.ndarray:
-    """One ``(3000, 3000)`` float64 matrix of Monti et al.'s Douban ``training_test_dataset.mat``
-    (``M`` ratings, ``Otraining`` / ``Otest`` masks, ``W_users`` social graph), rows = users.
-
-    Raises:
-        DatasetError: ``h5py`` is not installed (the file is MATLAB v7.3, i.e. HDF5).
-    """
-    try:
-        import h5py
-    except ImportError:
-        raise DatasetError(
-            f"{path}: reading this MATLAB v7.3 file needs h5py (pip install 'embedlab[douban]' or pip install h5py); or put "
-            "ratings_train.tsv, ratings_test.tsv (user<TAB>item<TAB>rating, 0-based) and "
-            "user_graph_edges.tsv next to it"
-        ) from None
-    with h5py.File(path, "r") as f:
-        return np.asarray(f[key]).T  # h5py gives MATLAB arrays transposed
-
-
-def _read_monti_mat(path: Path) -> dict[str, _Raw]:
+def _read_monti_mat(path: Path) -> dict[str, Raw]:
     ratings = read_monti_mat(path, "M")
     out = {}
     for split, key in (("train", "Otraining"), ("test", "Otest")):
@@ -336,7 +222,7 @@ def _read_monti_mat(path: Path) -> dict[str, _Raw]:
     return {s: (u, i, r.astype(np.float32)) for s, (u, i, r) in out.items()}
 
 
-def _hold_out(raw: _Raw, fraction: float, seed: list[int]) -> tuple[_Raw, _Raw]:
+def _hold_out(raw: Raw, fraction: float, seed: list[int]) -> tuple[Raw, Raw]:
     """Split ``raw`` into (kept, held out); ``round(fraction * R)`` ratings held out, file order
     kept in both parts."""
     n = len(raw[2])
@@ -346,14 +232,14 @@ def _hold_out(raw: _Raw, fraction: float, seed: list[int]) -> tuple[_Raw, _Raw]:
     return kept, (raw[0][held], raw[1][held], raw[2][held])
 
 
-def _same_id_dtype(raw: dict[str, _Raw]) -> dict[str, _Raw]:
+def _same_id_dtype(raw: dict[str, Raw]) -> dict[str, Raw]:
     """Give every split's id columns one dtype (str where any split has non-integer ids)."""
     if all(r[c].dtype.kind == "i" for r in raw.values() for c in (0, 1)):
         return raw
     return {s: (u.astype(str), i.astype(str), r) for s, (u, i, r) in raw.items()}
 
 
-def _keep_sparse_users(raw: dict[str, _Raw], limit: int) -> dict[str, _Raw]:
+def _keep_sparse_users(raw: dict[str, Raw], limit: int) -> dict[str, Raw]:
     raw = _same_id_dtype(raw)
     ids, counts = np.unique(raw["train"][0], return_counts=True)
     keep = ids[counts < limit]
@@ -398,7 +284,7 @@ def _vocab(columns: list[np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
 
 
 def _index(
-    raw: dict[str, _Raw], name: str, folder: Path, protocol: str, id_space: int | None
+    raw: dict[str, Raw], name: str, folder: Path, protocol: str, id_space: int | None
 ) -> RatingDataset:
     raw = _same_id_dtype(raw)
     names = list(raw)

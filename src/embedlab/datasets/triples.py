@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from embedlab.datasets.lines import split_lines
 from embedlab.errors import DatasetError
 
 
@@ -21,22 +22,11 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
         raise DatasetError(
             f"{path}: file not found (a KG dataset needs train.txt, valid.txt, test.txt)"
         )
-    raw = path.read_bytes()
     triples: list[tuple[str, str, str]] = []
-    for lineno, line_bytes in enumerate(raw.splitlines(), start=1):
-        try:
-            line = line_bytes.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
-        if not line.strip():
-            continue
-        parts = line.rstrip("\r").split("\t")
-        if len(parts) != 3 or not all(p.strip() for p in parts):
-            raise DatasetError(
-                f"{path}:{lineno}: expected 3 tab-separated fields (head, relation, tail), "
-                f"found {len(parts)}: {line[:80]!r}"
-            )
-        triples.append((parts[0].strip(), parts[1].strip(), parts[2].strip()))
+    for lineno, parts in split_lines(path, sep="\t", fields=3, columns="head, relation, tail"):
+        if not all(parts):
+            raise DatasetError(f"{path}:{lineno}: empty head, relation or tail: {parts!r}")
+        triples.append((parts[0], parts[1], parts[2]))
     if not triples:
         raise DatasetError(f"{path}: file is empty (no triples)")
     return triples

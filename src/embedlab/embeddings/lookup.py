@@ -65,11 +65,18 @@ class EmbeddingTable(nn.Module):
         Same distribution as ``nn.Dropout``; the mask comes from ``rand_like`` (about 2x faster
         than ``bernoulli_`` on CPU, which matters when the whole table is dropped out per batch).
         """
+        mask = self.dropout_mask(x)
+        return x if mask is None else x * mask
+
+    def dropout_mask(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The inverted-dropout multiplier for a tensor shaped like ``like``: ``keep / (1 - p)``
+        with ``keep ~ Bernoulli(1 - p)``; ``None`` in eval mode or when ``p == 0`` (hand-written
+        gradients, e.g. SGD-MF, multiply by the same mask)."""
         p = self.dropout
         if not self.training or p == 0.0:
-            return x
-        keep = torch.rand_like(x) >= p
-        return x * keep * (1.0 / (1.0 - p))
+            return None
+        keep = torch.rand_like(like) >= p
+        return keep.to(like.dtype) * (1.0 / (1.0 - p))
 
     def forward(self, indices: torch.Tensor, frozen: torch.Tensor | None = None) -> torch.Tensor:
         return self.apply_dropout(self.lookup(self.transform_indices(indices, frozen)))

@@ -52,32 +52,29 @@ SSE and embedding dropout are SGD-time regularizers and are not applied here.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from embedlab.recsys.linalg import (
+    CG_TOLERANCE,
+    HalfStepInfo,
+    cholesky,
+    diagonal,
+    fast_matmul_layout,
+    pcg,
+    prepare_laplacian,
+    spd_inverse,
+)
 from embedlab.recsys.model import MatrixFactorization
 
-CG_TOLERANCE = 1e-6
-"""CG stops once the recursively updated relative residual ``|B - A x| / |B|`` is at most this."""
+__all__ = ["CG_TOLERANCE", "HalfStepInfo", "als_epoch", "als_half_step", "als_objective"]
 
 Side = Literal["users", "items"]
 
 _CHUNK_ELEMENTS = 1 << 24  # numbers per gathered feature chunk and per Gram chunk (64 MB float32)
-
-
-@dataclass(frozen=True)
-class HalfStepInfo:
-    """What a half-step did: CG ``iterations`` run and the final ``relative_residual``
-    ``|B - A x| / |B|``, recomputed from ``x`` (both 0 for the closed-form solve, which is exact up
-    to rounding)."""
-
-    iterations: int
-    relative_residual: float
 
 
 @torch.no_grad()
@@ -178,7 +175,7 @@ def als_half_step(
     if laplacian is None or laplacian[1] == 0.0:
         solution, info = system.solve_direct(), HalfStepInfo(0, 0.0)
     else:
-        lap, weight = _prepare_laplacian(laplacian[0], num_rows, like=x), laplacian[1]
+        lap, weight = prepare_laplacian(laplacian[0], num_rows, like=x), laplacian[1]
         solution, info = system.solve_cg(lap, weight, start, dim=dim, max_iter=cg_iterations)
     x.copy_(solution[:, :dim])
     if model.biases:
@@ -216,53 +213,9 @@ def als_objective(
     total = sse + weight_decay * ridge
     for table, lap in ((P, user_laplacian), (Q, item_laplacian)):
         if lap is not None and lap[1] != 0.0:
-            L = _prepare_laplacian(lap[0], table.shape[0], like=table)
+            L = prepare_laplacian(lap[0], table.shape[0], like=table)
             total += lap[1] * (table * (L @ table)).sum()  # tr(Xᵀ L X)
     return float(total)
-
-
-def _prepare_laplacian(lap: Tensor, num_rows: int, *, like: Tensor) -> Tensor:
-    """``lap`` as a coalesced sparse COO (or dense) ``(N, N)`` tensor of ``like``'s dtype/device."""
-    if lap.shape != (num_rows, num_rows):
-        raise ValueError(f"Laplacian {tuple(lap.shape)} does not match {num_rows} table rows")
-    lap = lap.to(dtype=like.dtype, device=like.device)
-    if lap.layout == torch.strided:
-        return lap
-    return lap.to_sparse_coo().coalesce() if lap.layout != torch.sparse_coo else lap.coalesce()
-
-
-def _diagonal(lap: Tensor) -> Tensor:
-    """``(N,)`` diagonal of a dense or coalesced COO ``(N, N)`` matrix."""
-    if lap.layout == torch.strided:
-        return lap.diagonal().clone()
-    index, values = lap.indices(), lap.values()
-    on_diag = index[0] == index[1]
-    return values.new_zeros(lap.shape[0]).index_add_(0, index[0][on_diag], values[on_diag])
-
-
-_MAX_JITTER_TRIES = 12
-
-
-def _cholesky(a: Tensor) -> Tensor:
-    """Batched Cholesky factors of ``(B, k, k)`` SPD matrices; a block that fails (semidefinite
-    when λ = 0 and ``n_u < k``) is retried with a growing jitter ``eps · k · max diag · 100^t``."""
-    chol, info = torch.linalg.cholesky_ex(a)
-    bad = torch.nonzero(info).squeeze(1)
-    k = a.shape[-1]
-    jitter = torch.finfo(a.dtype).eps * k
-    for _ in range(_MAX_JITTER_TRIES):
-        if not bad.numel():
-            return chol
-        sub = a.index_select(0, bad)  # (b, k, k)
-        scale = sub.diagonal(dim1=1, dim2=2).abs().amax(1).clamp_min(1.0) * jitter  # (b,)
-        sub = sub + scale.view(-1, 1, 1) * torch.eye(k, dtype=a.dtype, device=a.device)
-        fixed, info = torch.linalg.cholesky_ex(sub)
-        chol.index_copy_(0, bad, fixed)
-        bad = bad[info != 0]
-        jitter *= 100.0
-    if bad.numel():
-        raise ValueError(f"{bad.numel()} normal-equation blocks are not positive definite (NaN?)")
-    return chol
 
 
 class _NormalEquations:
@@ -312,7 +265,7 @@ class _NormalEquations:
         """The decoupled solution ``(N, k)``; rows without ratings are zero."""
         solution = self.feats.new_zeros(self.counts.numel(), self.feats.shape[1])  # (N, k)
         for ids, gram, rhs in self.chunks():
-            x = torch.cholesky_solve(rhs.unsqueeze(2), _cholesky(gram)).squeeze(2)  # (C, k)
+            x = torch.cholesky_solve(rhs.unsqueeze(2), cholesky(gram)).squeeze(2)  # (C, k)
             solution.index_copy_(0, ids, x)
         return solution
 
@@ -328,14 +281,14 @@ class _NormalEquations:
             blocks.index_copy_(0, ids, gram)
             rhs.index_copy_(0, ids, b)
         precond = blocks.clone()  # diagonal blocks of A
-        precond.diagonal(dim1=1, dim2=2)[:, :dim] += weight * _diagonal(lap).unsqueeze(1)
+        precond.diagonal(dim1=1, dim2=2)[:, :dim] += weight * diagonal(lap).unsqueeze(1)
         # a coordinate with a zero diagonal in A (PSD) appears nowhere in J: pin it to zero
         dead = precond.diagonal(dim1=1, dim2=2) == 0  # (N, k)
         blocks.diagonal(dim1=1, dim2=2)[dead] = 1.0
         precond.diagonal(dim1=1, dim2=2)[dead] = 1.0
-        inverse = _spd_inverse(precond)  # (N, k, k)
+        inverse = spd_inverse(precond)  # (N, k, k)
         del precond
-        lap = _fast_matmul_layout(lap)
+        lap = fast_matmul_layout(lap)
 
         def matvec(v: Tensor) -> Tensor:  # (N, k) -> (N, k)
             out = torch.bmm(blocks, v.unsqueeze(2)).squeeze(2)
@@ -345,58 +298,4 @@ class _NormalEquations:
         def apply_precond(v: Tensor) -> Tensor:  # (N, k) -> (N, k)
             return torch.bmm(inverse, v.unsqueeze(2)).squeeze(2)
 
-        return _pcg(matvec, apply_precond, rhs, start.masked_fill(dead, 0.0), max_iter=max_iter)
-
-
-def _pcg(
-    matvec: Callable[[Tensor], Tensor],
-    apply_precond: Callable[[Tensor], Tensor],
-    rhs: Tensor,
-    x: Tensor,
-    *,
-    max_iter: int,
-) -> tuple[Tensor, HalfStepInfo]:
-    """Preconditioned conjugate gradient (Saad, "Iterative Methods", alg. 9.1) for ``A x = rhs``
-    from ``x`` (updated in place), all ``(N, k)``; stops after ``max_iter`` steps or once the
-    relative residual is at most :data:`CG_TOLERANCE`."""
-    b_norm = float(rhs.norm())
-    if b_norm == 0.0:
-        return x.zero_(), HalfStepInfo(0, 0.0)
-    r = rhs - matvec(x)
-    residual = float(r.norm()) / b_norm
-    steps = 0
-    if residual <= CG_TOLERANCE:
-        return x, HalfStepInfo(steps, residual)
-    p = apply_precond(r)
-    rz = (r * p).sum()
-    while True:
-        ap = matvec(p)
-        alpha = rz / (p * ap).sum()
-        x.add_(alpha * p)
-        r.sub_(alpha * ap)
-        steps += 1
-        residual = float(r.norm()) / b_norm
-        if steps >= max_iter or residual <= CG_TOLERANCE:
-            true_residual = float((rhs - matvec(x)).norm()) / b_norm  # r drifts from it
-            return x, HalfStepInfo(steps, true_residual)
-        z = apply_precond(r)
-        rz_next = (r * z).sum()
-        p = z.add_(p, alpha=float(rz_next / rz))
-        rz = rz_next
-
-
-def _spd_inverse(a: Tensor) -> Tensor:
-    """Inverses ``(B, k, k)`` of SPD blocks as ``L^-T L^-1`` from their Cholesky factors ``L``
-    (several times faster than ``torch.cholesky_inverse`` on CPU)."""
-    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
-    chol_inv = torch.linalg.solve_triangular(_cholesky(a), eye, upper=False)  # L^-1
-    return torch.bmm(chol_inv.transpose(1, 2), chol_inv)
-
-
-def _fast_matmul_layout(lap: Tensor) -> Tensor:
-    """A COO Laplacian as CSR for the repeated ``lap @ X`` (faster than COO on CPU); dense as is."""
-    if lap.layout != torch.sparse_coo:
-        return lap
-    with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return lap.to_sparse_csr()
+        return pcg(matvec, apply_precond, rhs, start.masked_fill(dead, 0.0), max_iter=max_iter)

@@ -23,7 +23,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from embedlab.datasets.ratings import MONTI_MAT, RatingDataset, read_monti_mat
+from embedlab.datasets.lines import split_lines
+from embedlab.datasets.rating_files import MONTI_MAT, read_monti_mat
+from embedlab.datasets.ratings import RatingDataset
 from embedlab.datasets.resolve import resolve_dataset_dir
 from embedlab.embeddings.graph import RowGraph
 from embedlab.errors import DatasetError, UserError
@@ -44,8 +46,11 @@ GRAPH_SOURCES: dict[tuple[str, str], tuple[str, ...]] = {
 """``(dataset name, table)`` -> the graph sources for that table, the default first."""
 
 
-def build_graph(dataset: RatingDataset, *, table: Literal["user", "item"], source: str) -> RowGraph:
-    """The graph ``source`` over the rows of ``dataset``'s ``table``.
+def build_graph(
+    dataset: RatingDataset, *, table: Literal["user", "item"], source: str | None = None
+) -> RowGraph:
+    """The graph ``source`` (``None``: the first of :data:`GRAPH_SOURCES` for this dataset and
+    table) over the rows of ``dataset``'s ``table``.
 
     Returns:
         a :class:`RowGraph` with ``num_rows == dataset.num_users`` (or ``num_items``): symmetric,
@@ -60,6 +65,7 @@ def build_graph(dataset: RatingDataset, *, table: Literal["user", "item"], sourc
     if valid is None:
         known = ", ".join(f"{n} {t}s" for n, t in GRAPH_SOURCES)
         raise UserError(f"no {table} graph for dataset {dataset.name!r}; graphs exist for: {known}")
+    source = source or valid[0]
     if source not in valid:
         raise UserError(
             f"unknown {table} graph source {source!r} for {dataset.name!r}; valid: "
@@ -124,17 +130,7 @@ def _fields(path: Path, sep: str, fields: int, encoding: str = "utf-8") -> list[
     error)."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found (needed for this graph)")
-    out = []
-    for lineno, line in enumerate(path.read_text(encoding=encoding).splitlines(), start=1):
-        if line.strip():
-            parts = line.split(sep)
-            if len(parts) != fields:
-                raise DatasetError(
-                    f"{path}:{lineno}: expected {fields} {sep!r}-separated fields, found "
-                    f"{len(parts)}: {line[:80]!r}"
-                )
-            out.append(parts)
-    return out
+    return [parts for _, parts in split_lines(path, sep=sep, fields=fields, encoding=encoding)]
 
 
 def _groups_graph(dataset: RatingDataset, ids: list[str], labels: list[int]) -> RowGraph:

@@ -7,22 +7,22 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm import tqdm
 
+from embedlab.config import EmbeddingConfig
 from embedlab.datasets.ratings import RatingDataset, load_ratings
-from embedlab.embeddings.graph import RowGraph
 from embedlab.errors import UserError
 from embedlab.recsys.als import als_epoch
 from embedlab.recsys.config import MfConfig, MfTrainConfig
-from embedlab.recsys.graphs import GRAPH_SOURCES, build_graph
+from embedlab.recsys.graphs import build_graph
 from embedlab.recsys.metrics import rating_metrics
 from embedlab.recsys.model import MatrixFactorization
 from embedlab.recsys.sgd import sgd_epoch
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-from embedlab.training.loop import RunPaths
+from embedlab.training.loop import RunPaths, rng_state
 from embedlab.training.run_dir import prepare_run_dir
 from embedlab.training.trace import Trace
 
@@ -55,14 +55,6 @@ def load_mf_dataset(config: MfConfig) -> RatingDataset:
     )
 
 
-def _graph(dataset: RatingDataset, table: str, source: str | None) -> RowGraph:
-    sources = GRAPH_SOURCES.get((dataset.name, table))
-    if not sources:
-        raise UserError(f"no {table} graph is known for dataset {dataset.name!r}")
-    chosen = source or sources[0]
-    return build_graph(dataset, table="user" if table == "user" else "item", source=chosen)
-
-
 def build_mf_model(config: MfConfig, dataset: RatingDataset) -> MatrixFactorization:
     """The model with the graphs its SSE-Graph tables need.
 
@@ -70,7 +62,10 @@ def build_mf_model(config: MfConfig, dataset: RatingDataset) -> MatrixFactorizat
         UserError: SSE or dropout asked with ALS/GRALS (closed-form solves have no sampled
             lookups), or a graph unknown for the dataset.
     """
-    tables = {"user": config.user_embedding, "item": config.item_embedding}
+    tables: dict[Literal["user", "item"], EmbeddingConfig] = {
+        "user": config.user_embedding,
+        "item": config.item_embedding,
+    }
     if config.train.method != "sgd":
         for name, table in tables.items():
             if table.sse.kind != "none" or table.dropout > 0:
@@ -79,7 +74,9 @@ def build_mf_model(config: MfConfig, dataset: RatingDataset) -> MatrixFactorizat
                     f"train.method=sgd, not {config.train.method}"
                 )
     graphs = {
-        name: _graph(dataset, name, table.sse.graph) if table.sse.kind == "graph" else None
+        name: build_graph(dataset, table=name, source=table.sse.graph)
+        if table.sse.kind == "graph"
+        else None
         for name, table in tables.items()
     }
     model = MatrixFactorization(
@@ -104,8 +101,16 @@ def _laplacians(
     lap = config.train.laplacian
     if (lap.user or lap.item) and config.train.method != "grals":
         raise UserError("train.laplacian weights need train.method=grals")
-    user = (_graph(dataset, "user", lap.user_graph).laplacian(), lap.user) if lap.user else None
-    item = (_graph(dataset, "item", lap.item_graph).laplacian(), lap.item) if lap.item else None
+    user = (
+        (build_graph(dataset, table="user", source=lap.user_graph).laplacian(), lap.user)
+        if lap.user
+        else None
+    )
+    item = (
+        (build_graph(dataset, table="item", source=lap.item_graph).laplacian(), lap.item)
+        if lap.item
+        else None
+    )
     return user, item
 
 
@@ -118,10 +123,6 @@ def _evaluate(model: MatrixFactorization, dataset: RatingDataset, split: str) ->
         ratings=part.ratings,
         scale=dataset.rating_scale,
     )
-
-
-def _rng(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    return {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
 
 
 def train_mf(
@@ -225,7 +226,7 @@ def train_mf(
 def _save(
     path: Path, model: MatrixFactorization, generator: torch.Generator, state: MfState
 ) -> None:
-    save_checkpoint(path, model=model, rng=_rng(generator), state={"mf": asdict(state)})
+    save_checkpoint(path, model=model, rng=rng_state(generator), state={"mf": asdict(state)})
 
 
 def _validate(

@@ -20,15 +20,6 @@ import torch
 from embedlab.recsys.model import MatrixFactorization
 
 
-def _dropout_mask(
-    table_dropout: float, shape: torch.Size, like: torch.Tensor
-) -> torch.Tensor | None:
-    if table_dropout == 0.0:
-        return None
-    keep = torch.rand(shape, device=like.device) >= table_dropout
-    return keep.to(like.dtype) / (1.0 - table_dropout)
-
-
 @torch.no_grad()
 def sgd_epoch(
     model: MatrixFactorization,
@@ -54,7 +45,6 @@ def sgd_epoch(
     P, Q = model.users.weight.data, model.items.weight.data
     bu, bi = model.user_bias.data, model.item_bias.data
     mu = float(model.mean)
-    drop_u, drop_i = model.users.dropout, model.items.dropout
     decay = -lr * weight_decay
     order = torch.randperm(users.numel(), generator=generator).to(users.device)
     # (B, d) work buffers reused by every step: fresh 1-2 MB tensors per step cost page faults
@@ -72,8 +62,8 @@ def sgd_epoch(
         n = u.numel()
         p = torch.index_select(P, 0, u, out=buf_p[:n])  # (B, d); P[u] is ~2x slower on CPU
         q = torch.index_select(Q, 0, i, out=buf_q[:n])
-        mask_u = _dropout_mask(drop_u, p.shape, p)
-        mask_i = _dropout_mask(drop_i, q.shape, q)
+        mask_u = model.users.dropout_mask(p)
+        mask_i = model.items.dropout_mask(q)
         pd = p * mask_u if mask_u is not None else p  # dropped-out factors
         qd = q * mask_i if mask_i is not None else q
         pred = torch.linalg.vecdot(pd, qd).add_(mu)  # (B,)

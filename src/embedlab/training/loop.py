@@ -78,7 +78,8 @@ class RunPaths:
         return self.root / "trace.jsonl"
 
 
-def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The RNG states a checkpoint stores: torch's global RNG and the shuffling generator."""
     return {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
 
 
@@ -99,7 +100,7 @@ class Loop:
             path,
             model=self.task.model,
             optimizer=self.optimizer,
-            rng=_rng_state(generator),
+            rng=rng_state(generator),
             state={
                 "loop": asdict(self.state),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
