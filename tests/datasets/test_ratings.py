@@ -19,8 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from embedlab.cli.datasets import app as datasets_app
-from embedlab.datasets import rating_files
-from embedlab.datasets import registry, resolve
+from embedlab.datasets import rating_files, registry, resolve
 from embedlab.datasets.ratings import PROTOCOLS, RatingDataset, load_ratings, read_rating_file
 from embedlab.datasets.registry import DatasetSpec, RemoteFile
 from embedlab.errors import DatasetError, UserError
