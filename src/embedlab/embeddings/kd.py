@@ -1,0 +1,223 @@
+"""KD codes: an embedding table whose rows are composed from K-way D-dimensional discrete codes.
+
+Chen, Min, Sun, "Learning K-way D-dimensional Discrete Codes for Compact Embedding
+Representations", ICML 2018 (paper 003, the supplement; table 1 lists the optimization tricks
+implemented here). Row ``i`` has codes ``c_i in {0..K-1}^D``; its embedding is
+``v_i = f(W^1[c_i^1], ..., W^D[c_i^D])`` (:mod:`embedlab.embeddings.kd_compose`).
+
+Training (end to end, any task): free code logits ``pi: (N, D, K)`` (or, with PDG
+auto-encoding, ``pi_i = encoder(u_i)`` of a pre-trained row ``u_i``) are relaxed to
+``o_hat = softmax(pi / tau)`` (CR) or Gumbel-softmax; with straight-through estimation (STE) the
+forward pass uses the hard one-hot ``argmax`` and the gradient of ``o_hat``. Evaluation mode
+always uses hard codes, so what is evaluated is what :meth:`KdEmbedding.export` ships.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from embedlab.config import EmbeddingConfig
+from embedlab.embeddings.graph import RowGraph
+from embedlab.embeddings.init import initialize_
+from embedlab.embeddings.kd_compose import build_composition
+from embedlab.embeddings.template import EmbeddingLayer
+from embedlab.errors import UserError
+
+
+class KdEmbedding(EmbeddingLayer):
+    """A KD-code embedding layer of N rows and width d (``config.kind == "kd"``).
+
+    Args:
+        num_rows: N. dim: d. config: ``config.kd`` (:class:`~embedlab.config.KdConfig`), SSE,
+            dropout, regularization.
+        graph: for SSE-Graph. teacher: pre-trained table ``u: (N, d)`` for ``guidance: pdg``
+            (may be omitted when a checkpoint will be loaded: it is a buffer of the layer).
+
+    Parameters: ``logits (N, D, K)`` (absent with auto-encoding: ``encoder``), ``codebook
+    (D or 1, K, d')``, the composition; ``full (N, d)`` with online guidance.
+
+    ``lookup(indices)``: ``S -> S + (d,)``; ``codes()``: the hard codes ``(N, D)`` (int64);
+    ``penalty(indices)``: entropy + distillation + Lp on the composed rows (a scalar).
+
+    Raises:
+        UserError: ``guidance: pdg`` with a teacher of another shape; ``autoencode`` without
+            ``guidance: pdg``.
+    """
+
+    teacher: torch.Tensor
+    temperature: torch.Tensor
+    encoder: nn.Module
+    compose: nn.Module
+
+    def __init__(
+        self,
+        *,
+        num_rows: int,
+        dim: int,
+        config: EmbeddingConfig,
+        graph: RowGraph | None = None,
+        teacher: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__(num_rows=num_rows, config=config, graph=graph)
+        kd = config.kd
+        self.kd = kd
+        self.dim = dim
+        self._num_rows = num_rows
+        if kd.autoencode and kd.guidance != "pdg":
+            raise UserError("kd.autoencode needs kd.guidance=pdg (the encoder reads u_i)")
+        if kd.guidance == "pdg":
+            if teacher is not None and tuple(teacher.shape) != (num_rows, dim):
+                raise UserError(
+                    f"kd.guidance=pdg: the pre-trained table has shape {tuple(teacher.shape)}, "
+                    f"this layer needs ({num_rows}, {dim})"
+                )
+            init = torch.zeros(num_rows, dim) if teacher is None else teacher.detach().float()
+            self.register_buffer("teacher", init.clone())
+        if kd.autoencode:
+            hidden = max(kd.code_dim, dim)
+            self.encoder = nn.Sequential(
+                nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, kd.D * kd.K)
+            )
+        else:
+            self.logits = nn.Parameter(torch.randn(num_rows, kd.D, kd.K) * kd.logit_init_scale)
+        positions = 1 if kd.shared_codebook else kd.D
+        self.codebook = nn.Parameter(torch.randn(positions, kd.K, kd.code_dim) / math.sqrt(kd.D))
+        self.compose = build_composition(kd, dim)
+        if kd.guidance == "online":
+            self.full = nn.Parameter(torch.empty(num_rows, dim))
+            initialize_(self.full, config.init)
+        self.register_buffer("temperature", torch.tensor(kd.temperature))
+
+    @property
+    def num_rows(self) -> int:
+        return self._num_rows
+
+    # -- schedule -------------------------------------------------------------------------
+    def set_progress(self, epoch: float) -> None:
+        """Anneal the temperature: ``tau = tau0 (tau1 / tau0)^min(epoch / anneal_epochs, 1)``
+        (exponential; fixed when ``temperature_final`` is None). ``epoch`` may be fractional."""
+        kd = self.kd
+        if kd.temperature_final is None:
+            return
+        frac = min(max(epoch, 0.0) / kd.anneal_epochs, 1.0)
+        tau = kd.temperature * (kd.temperature_final / kd.temperature) ** frac
+        self.temperature.fill_(tau)
+
+    # -- codes ----------------------------------------------------------------------------
+    def code_logits(self, rows: torch.Tensor) -> torch.Tensor:
+        """``pi`` of ``rows: (B,)`` -> ``(B, D, K)``."""
+        if self.kd.autoencode:
+            return self.encoder(self.teacher[rows]).view(-1, self.kd.D, self.kd.K)
+        return self.logits[rows]
+
+    @torch.no_grad()
+    def codes(self) -> torch.Tensor:
+        """Hard codes of every row, ``(N, D)`` int64 in ``0..K-1`` (argmax of the logits)."""
+        rows = torch.arange(self.num_rows, device=self.codebook.device)
+        return torch.cat([self.code_logits(chunk).argmax(-1) for chunk in rows.split(65536)])
+
+    def relaxed_codes(self, rows: torch.Tensor) -> torch.Tensor:
+        """Training-mode code weights ``(B, D, K)``: tempered softmax or Gumbel-softmax of
+        ``pi / tau``, made hard one-hot in value (gradient of the soft weights) with STE."""
+        logits = self.code_logits(rows)
+        if self.kd.relaxation == "gumbel":
+            uniform = torch.rand_like(logits).clamp_(1e-10, 1.0)
+            logits = logits - torch.log(-torch.log(uniform))
+        soft = torch.softmax(logits / self.temperature, dim=-1)
+        if not self.kd.straight_through:
+            return soft
+        hard = F.one_hot(soft.argmax(-1), self.kd.K).to(soft.dtype)
+        return hard + (soft - soft.detach())
+
+    def _codebook(self) -> torch.Tensor:
+        """``(D, K, d')`` (a shared codebook is expanded, not copied)."""
+        return self.codebook.expand(self.kd.D, -1, -1)
+
+    def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
+        """Hard lookup ``W^j[c^j]``: ``codes (B, D)`` -> ``(B, D, d')``."""
+        book = self._codebook()
+        positions = torch.arange(self.kd.D, device=codes.device)
+        return book[positions, codes]  # (B, D, d')
+
+    def compose_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Composed embeddings of ``rows: (B,)`` -> ``(B, d)``, without SSE or dropout."""
+        if self.training:
+            weights = self.relaxed_codes(rows)  # (B, D, K)
+            vectors = torch.einsum("bdk,dke->bde", weights, self._codebook())
+        else:
+            vectors = self.code_vectors(self.code_logits(rows).argmax(-1))
+        out = self.compose(vectors)
+        if self.kd.guidance == "online" and self.training:
+            full = self.full[rows]
+            out = out + (full - full.detach())  # value: KD row; gradient also to the full row
+        return out
+
+    # -- template ----------------------------------------------------------------------------
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        flat = indices.reshape(-1)
+        unique, inverse = torch.unique(flat, return_inverse=True)
+        out = self.compose_rows(unique)[inverse]  # (numel(S), d)
+        return out.view(*indices.shape, self.dim)
+
+    def lookup_all(self) -> torch.Tensor:
+        return self.compose_rows(torch.arange(self.num_rows, device=self.codebook.device))
+
+    def entropy(self, rows: torch.Tensor) -> torch.Tensor:
+        """Mean entropy (nats) of the code distributions ``softmax(pi / tau)`` of ``rows``."""
+        log_p = torch.log_softmax(self.code_logits(rows) / self.temperature, dim=-1)
+        return -(log_p.exp() * log_p).sum(-1).mean()
+
+    def guide(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """The guidance target ``u`` of ``rows`` (PDG: the pre-trained rows; online: the full
+        table, detached), ``None`` without guidance."""
+        if self.kd.guidance == "pdg":
+            return self.teacher[rows]
+        if self.kd.guidance == "online":
+            return self.full[rows].detach()
+        return None
+
+    def penalty(self, indices: torch.Tensor) -> torch.Tensor:
+        """Regularization of a batch (a scalar) over the unique rows of ``indices``:
+
+        ``entropy_weight * H`` (mean code entropy, table 1's "entropy reg"), plus
+        ``distill_weight * mean_i ||v_i - u_i||^2`` with guidance (table 1's PDG), plus the
+        ``regularize`` Lp term on the composed rows (weighted by count / ``indices.numel()``).
+        """
+        kd, reg = self.kd, self.config.regularize
+        rows, counts = torch.unique(indices.reshape(-1), return_counts=True)
+        total = self.codebook.new_zeros(())
+        if kd.entropy_weight > 0:
+            total = total + kd.entropy_weight * self.entropy(rows)
+        target = self.guide(rows)
+        lp = reg.kind != "none" and reg.weight > 0
+        if (target is not None and kd.distill_weight > 0) or lp:
+            composed = self.compose_rows(rows)  # (U, d)
+            if target is not None and kd.distill_weight > 0:
+                total = total + kd.distill_weight * (composed - target).pow(2).sum(1).mean()
+            if lp:
+                p = 3 if reg.kind == "n3" else reg.p
+                weighted = composed.abs().pow(p) * counts.unsqueeze(1)
+                total = total + reg.weight / p * weighted.sum() / indices.numel()
+        return total
+
+    def training_only_parameters(self) -> list[str]:
+        """Names of state entries that :meth:`export` drops (code logits or encoder, the
+        pre-trained table, the online full table)."""
+        names = [n for n, _ in self.named_parameters() if n.split(".")[0] in _TRAINING_ONLY]
+        names += [n for n, _ in self.named_buffers() if n.split(".")[0] in _TRAINING_ONLY]
+        return names
+
+
+_TRAINING_ONLY = {"logits", "encoder", "teacher", "full", "temperature"}
+
+
+def set_training_progress(model: nn.Module, epoch: float) -> None:
+    """Anneal the temperature of every KD layer of ``model`` (call before each training batch
+    with ``epoch + batch / num_batches``)."""
+    for module in model.modules():
+        if isinstance(module, KdEmbedding):
+            module.set_progress(epoch)

@@ -1,0 +1,193 @@
+"""The exported, inference-only KD-code layer and its safetensors file.
+
+:func:`export_kd` freezes a trained :class:`~embedlab.embeddings.kd.KdEmbedding` to integer
+codes ``(N, D)`` plus the code embeddings and the composition weights; the file stores each code
+in ``ceil(log2 K)`` bits (:func:`pack_codes`). :class:`CompactKdEmbedding` needs no code logits
+and returns exactly (bit for bit) the vectors of the trained layer in evaluation mode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from embedlab.config import KdConfig
+from embedlab.embeddings.kd import KdEmbedding
+from embedlab.embeddings.kd_compose import LinearComposition, build_composition
+from embedlab.errors import UserError
+
+FORMAT = "embedlab-kd-codes/1"
+
+
+def code_bits(K: int) -> int:
+    """Bits per code: ``ceil(log2 K)``."""
+    return max(1, math.ceil(math.log2(K)))
+
+
+def _storage_dtype(K: int) -> torch.dtype:
+    return torch.uint8 if K <= 256 else torch.int16 if K <= 32768 else torch.int32
+
+
+def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """Bit-pack non-negative integer ``codes`` (any shape, each ``< 2**bits``) into a flat uint8
+    tensor of ``ceil(numel * bits / 8)`` bytes (little-endian bit order within the stream)."""
+    flat = codes.reshape(-1).to(torch.int64)
+    shifts = torch.arange(bits, dtype=torch.int64)
+    stream = ((flat.unsqueeze(1) >> shifts) & 1).reshape(-1)  # (numel * bits,)
+    pad = (-stream.numel()) % 8
+    stream = torch.cat([stream, stream.new_zeros(pad)]).view(-1, 8)
+    weights = 2 ** torch.arange(8, dtype=torch.int64)
+    return (stream * weights).sum(1).to(torch.uint8)
+
+
+def unpack_codes(packed: torch.Tensor, bits: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Inverse of :func:`pack_codes`: ``(bytes,)`` uint8 -> int64 codes of ``shape``."""
+    numel = math.prod(shape)
+    stream = (packed.to(torch.int64).unsqueeze(1) >> torch.arange(8)) & 1  # (bytes, 8)
+    stream = stream.reshape(-1)[: numel * bits].view(numel, bits)
+    values = (stream << torch.arange(bits, dtype=torch.int64)).sum(1)
+    return values.view(shape)
+
+
+class CompactKdEmbedding(nn.Module):
+    """Inference KD layer: ``codes (N, D)`` (uint8/int16/int32 in memory), ``codebook
+    (D or 1, K, d')`` and the composition; ``forward(indices)``: ``S -> S + (d,)``.
+
+    ``forward`` gathers the D code vectors and composes them with the trained composition module:
+    the same operations as the trained layer's evaluation mode, hence the same bits.
+    :meth:`fast_linear` precomputes, for a linear composition, the projected per-position tables
+    ``(D*K, d)`` so that a lookup is D row gathers and a sum (equal up to float rounding).
+    """
+
+    codes: torch.Tensor
+    offsets: torch.Tensor
+    compose: nn.Module
+
+    def __init__(
+        self, *, codes: torch.Tensor, codebook: torch.Tensor, compose: nn.Module, config: KdConfig
+    ) -> None:
+        super().__init__()
+        self.kd = config
+        self.register_buffer("codes", codes.to(_storage_dtype(config.K)))
+        self.codebook = nn.Parameter(codebook, requires_grad=False)
+        self.compose = compose.requires_grad_(False)
+        self.dim = _output_dim(compose)
+        self.register_buffer("offsets", torch.arange(config.D) * config.K, persistent=False)
+        self.projected: torch.Tensor | None = None
+        self.projected_bias: torch.Tensor | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.codes.shape[0])
+
+    def code_vectors(self, rows: torch.Tensor) -> torch.Tensor:
+        """``rows (B,)`` -> ``(B, D, d')``."""
+        codes = self.codes[rows].long()  # (B, D)
+        book = self.codebook.expand(self.kd.D, -1, -1)
+        positions = torch.arange(self.kd.D, device=codes.device)
+        return book[positions, codes]
+
+    def fast_linear(self) -> CompactKdEmbedding:
+        """Precompute ``(D*K, d)`` projected code tables (linear composition only); afterwards
+        ``forward`` is ``sum_j T[j*K + c^j] + b``. Returns ``self``.
+
+        Raises:
+            UserError: the composition is not linear.
+        """
+        comp = self.compose
+        if type(comp) is not LinearComposition:
+            raise UserError("fast_linear needs kd.composition=linear")
+        book = self.codebook.expand(self.kd.D, -1, -1)
+        scale = 1.0 if comp.reduce == "sum" else 1.0 / self.kd.D
+        with torch.no_grad():
+            table = book @ comp.proj.weight.T * scale  # (D, K, d)
+        self.projected = table.reshape(-1, self.dim).contiguous()
+        self.projected_bias = comp.proj.bias.detach()
+        return self
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        flat = indices.reshape(-1)
+        if self.projected is not None and self.projected_bias is not None:
+            codes = self.codes[flat].long() + self.offsets  # (B, D)
+            rows = self.projected.index_select(0, codes.reshape(-1))
+            bias = self.projected_bias
+            out = rows.view(-1, self.kd.D, self.dim).sum(1) + bias
+        else:
+            out = self.compose(self.code_vectors(flat))
+        return out.view(*indices.shape, self.dim)
+
+    def all(self) -> torch.Tensor:
+        """Every row ``(N, d)``."""
+        return self(torch.arange(self.num_rows, device=self.codes.device))
+
+
+def _output_dim(compose: nn.Module) -> int:
+    last = compose.out if hasattr(compose, "out") else compose.proj
+    assert isinstance(last, nn.Linear)
+    return last.out_features
+
+
+def export_kd(layer: KdEmbedding) -> CompactKdEmbedding:
+    """Freeze ``layer`` to hard codes (argmax of its logits) and copies of its code embeddings and
+    composition."""
+    compose = build_composition(layer.kd, layer.dim)
+    compose.load_state_dict(layer.compose.state_dict())
+    compose.eval()
+    codebook = layer.codebook.detach().clone()
+    return CompactKdEmbedding(
+        codes=layer.codes(), codebook=codebook, compose=compose, config=layer.kd
+    )
+
+
+def save_compact(layer: CompactKdEmbedding, path: Path) -> None:
+    """Write ``layer`` as safetensors: ``codes`` bit-packed (``ceil(log2 K)`` bits each),
+    ``codebook``, ``compose.*``; the metadata holds the shapes and the KD config (JSON)."""
+    bits = code_bits(layer.kd.K)
+    tensors = {
+        "codes": pack_codes(layer.codes.cpu(), bits),
+        "codebook": layer.codebook.detach().cpu().contiguous(),
+    }
+    for name, value in layer.compose.state_dict().items():
+        tensors[f"compose.{name}"] = value.detach().cpu().contiguous()
+    meta = {
+        "format": FORMAT,
+        "num_rows": str(layer.num_rows),
+        "dim": str(layer.dim),
+        "bits": str(bits),
+        "kd": json.dumps(layer.kd.model_dump()),
+    }
+    save_file(tensors, str(path), metadata=meta)
+
+
+def load_compact(path: Path) -> CompactKdEmbedding:
+    """Read a file of :func:`save_compact`.
+
+    Raises:
+        UserError: the file is missing or not an embedlab KD-code file.
+    """
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such file")
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not an embedlab KD-code file (format {meta.get('format')!r})")
+    tensors = load_file(str(path))
+    config = KdConfig.model_validate(json.loads(meta["kd"]))
+    num_rows, dim, bits = int(meta["num_rows"]), int(meta["dim"]), int(meta["bits"])
+    codes = unpack_codes(tensors["codes"], bits, (num_rows, config.D))
+    compose = build_composition(config, dim)
+    prefix = "compose."
+    compose.load_state_dict(
+        {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    )
+    compose.eval()
+    return CompactKdEmbedding(
+        codes=codes, codebook=tensors["codebook"], compose=compose, config=config
+    )

@@ -1,0 +1,97 @@
+"""Typed config of a language-model run (``embedlab lm train``).
+
+Defaults are Zaremba et al.'s *small* model (2 x 200 LSTM, no dropout, 13 epochs, SGD lr 1
+halved every epoch after the 4th, BPTT 20, batch 20, grad-norm clip 5, all weights U(-0.1, 0.1)).
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from embedlab.config import EmbeddingConfig, InitConfig, _Strict
+
+
+def _lm_table() -> EmbeddingConfig:
+    """Tables start as U(-0.1, 0.1), as every weight of Zaremba et al.'s model."""
+    return EmbeddingConfig(init=InitConfig(name="uniform", scale=0.1))
+
+
+class LmModelConfig(_Strict):
+    """``logits = h_t @ E_out.T + b`` over an ``layers``-deep LSTM on the token embeddings.
+
+    ``dropout`` is Zaremba et al.'s non-recurrent dropout: on the token embeddings, between LSTM
+    layers and on the last layer's output (a table's own ``dropout`` acts before it, inside the
+    embedding layer). ``init_scale`` bounds U(-a, a) for the LSTM weights and biases and the output
+    bias; the tables use their own ``init``. ``tie_weights`` uses one table for input and output
+    (Press & Wolf 2017; needs ``embedding_dim == hidden``), configured by ``token_embedding``.
+    """
+
+    embedding_dim: int = Field(default=200, gt=0, description="width of a token embedding")
+    hidden: int = Field(default=200, gt=0, description="LSTM width (= output-embedding width)")
+    layers: int = Field(default=2, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="non-recurrent dropout")
+    init_scale: float = Field(default=0.1, gt=0, description="U(-a, a) of LSTM and output bias")
+    tie_weights: bool = False
+
+
+class LmTrainConfig(_Strict):
+    """Truncated-BPTT SGD (Zaremba et al.).
+
+    The loss of a window is the token NLL summed over its time steps and averaged over the batch
+    (Zaremba's Torch code and TensorFlow's PTB tutorial), plus the tables' penalties. The learning
+    rate of (1-based) epoch ``e`` is ``lr * lr_decay ** max(0, e - decay_after)``; gradients are
+    rescaled to global norm ``clip`` (``None``: no clipping). ``max_batches`` caps the windows per
+    epoch (smoke tests, timing). ``init_from`` names a trained LM run whose best token table (and
+    output table, when ``output_embedding.kind`` is ``kd``) is passed to the new tables as the
+    distillation teacher; no other weight is copied.
+    """
+
+    batch_size: int = Field(default=20, gt=0, description="parallel token streams")
+    bptt: int = Field(default=20, gt=0, description="unrolled time steps per window")
+    max_epochs: int = Field(default=13, ge=0)
+    lr: float = Field(default=1.0, gt=0)
+    lr_decay: float = Field(default=0.5, gt=0, le=1, description="factor per epoch after decay_after")
+    decay_after: int = Field(default=4, ge=0, description="epochs at the initial lr")
+    clip: float | None = Field(default=5.0, gt=0, description="max global grad norm")
+    max_minutes: float | None = Field(default=None, gt=0, description="wall-clock training budget")
+    max_batches: int | None = Field(default=None, gt=0, description="windows per epoch (tests)")
+    num_threads: int | None = Field(default=None, gt=0)
+    checkpoint_every: int = Field(default=1, gt=0, description="epochs between last-checkpoints")
+    init_from: str | None = Field(
+        default=None, description="LM run directory whose tables are the distillation teachers"
+    )
+
+
+class LmEvalConfig(_Strict):
+    batch_size: int = Field(default=10, gt=0, description="parallel streams of valid/test")
+
+
+class LmConfig(_Strict):
+    """The whole LM run config (ARCHITECTURE.md: ``token_embedding`` / ``output_embedding``)."""
+
+    seed: int = 0
+    dataset: str = "ptb"
+    model: LmModelConfig = Field(default_factory=LmModelConfig)
+    train: LmTrainConfig = Field(default_factory=LmTrainConfig)
+    eval: LmEvalConfig = Field(default_factory=LmEvalConfig)
+    token_embedding: EmbeddingConfig = Field(default_factory=_lm_table)
+    output_embedding: EmbeddingConfig = Field(default_factory=_lm_table)
+
+    @model_validator(mode="after")
+    def _tied_tables(self) -> Self:
+        """``tie_weights`` needs equal widths; ``output_embedding`` must then be left alone."""
+        if not self.model.tie_weights:
+            return self
+        if self.model.embedding_dim != self.model.hidden:
+            raise ValueError(
+                f"model.tie_weights needs model.embedding_dim ({self.model.embedding_dim}) == "
+                f"model.hidden ({self.model.hidden})"
+            )
+        if self.output_embedding not in (_lm_table(), self.token_embedding):
+            raise ValueError(
+                "model.tie_weights: the shared table is configured by token_embedding; leave "
+                "output_embedding at its default"
+            )
+        return self
