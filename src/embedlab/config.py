@@ -80,7 +80,8 @@ class KdConfig(_Strict):
     Guidance: ``pdg`` distills from a pre-trained table (``distill_weight * ||v_i - u_i||^2``
     per row, mean over the batch), ``autoencode`` computes the code logits from ``u_i`` with an
     encoder instead of free logits; ``online`` trains a full table alongside (it receives the
-    task's gradient, the codes are distilled towards it).
+    task's gradient, the codes are distilled towards it). ``distill_epochs`` > 0 first fits the
+    layer to the teacher alone (reconstruction, all rows), as a warm start before task training.
     """
 
     K: int = Field(default=32, ge=2, le=65536, description="code values per position")
@@ -102,6 +103,11 @@ class KdConfig(_Strict):
     autoencode: bool = Field(default=False, description="pdg: code logits = encoder(u_i)")
     distill_weight: float = Field(default=1.0, ge=0)
     logit_init_scale: float = Field(default=1.0, gt=0, description="std of initial code logits")
+    distill_epochs: int = Field(
+        default=0, ge=0, description="pdg: epochs fitting the codes to the teacher before the task"
+    )
+    distill_lr: float = Field(default=0.01, gt=0, description="Adam lr of the distillation stage")
+    distill_batch_size: int = Field(default=1024, gt=0, description="rows per distillation step")
 
 
 class EmbeddingConfig(_Strict):

@@ -10,6 +10,8 @@ import torch
 import typer
 
 from embedlab.config import build_config
+from embedlab.embeddings.kd import KdEmbedding
+from embedlab.embeddings.kd_compact import export_kd, save_compact
 from embedlab.errors import UserError
 from embedlab.kge.run import evaluate_splits, load_run, train_run
 
@@ -91,18 +93,34 @@ def export(
     reciprocal ones are in reciprocal_relation_embeddings), entity_ids, relation_ids.
     """
     _, dataset, model = load_run(run_dir)
-    rel = model.relations.weight.detach().numpy()
+    with torch.no_grad():
+        rel = model.relations.lookup_all().numpy()
+        ent = model.entities.lookup_all().numpy()
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")  # what np.savez would write
     np.savez(
         out,
-        entity_embeddings=model.entities.weight.detach().numpy(),
+        entity_embeddings=ent,
         relation_embeddings=rel[: dataset.num_relations],
         reciprocal_relation_embeddings=rel[dataset.num_relations :],
         entity_ids=np.array(dataset.entity_ids),
         relation_ids=np.array(dataset.relation_ids),
     )
     typer.echo(f"wrote {out}")
+
+
+@app.command("export-codes")
+def export_codes(
+    run_dir: Path = typer.Argument(..., help="a run directory whose entity table is KD codes"),
+    out: Path = typer.Argument(..., help="output .safetensors file"),
+) -> None:
+    """Write the entity table's KD codes (ceil(log2 K) bits each), code embeddings and
+    composition to a safetensors file; load it with ``embedlab.embeddings.load_compact``."""
+    _, _, model = load_run(run_dir)
+    if not isinstance(model.entities, KdEmbedding):
+        raise UserError(f"{run_dir}: entity_embedding.kind is not kd; use `embedlab kge export`")
+    save_compact(export_kd(model.entities), out)
+    typer.echo(f"wrote {out} ({out.stat().st_size} bytes)")
 
 
 @app.command()

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from embedlab.cli import datasets, kge, mf, plot, theory
+from embedlab.cli import datasets, kge, lm, mf, plot, theory
 from embedlab.errors import UserError
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(kge.app, name="kge")
 app.add_typer(mf.app, name="mf")
+app.add_typer(lm.app, name="lm")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(plot.app, name="plot")
 app.add_typer(theory.app, name="theory")

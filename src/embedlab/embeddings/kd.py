@@ -15,6 +15,7 @@ always uses hard codes, so what is evaluated is what :meth:`KdEmbedding.export` 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +92,7 @@ class KdEmbedding(EmbeddingLayer):
             self.full = nn.Parameter(torch.empty(num_rows, dim))
             initialize_(self.full, config.init)
         self.register_buffer("temperature", torch.tensor(kd.temperature))
+        self._eval_cache: torch.Tensor | None = None
 
     @property
     def num_rows(self) -> int:
@@ -143,14 +145,18 @@ class KdEmbedding(EmbeddingLayer):
         positions = torch.arange(self.kd.D, device=codes.device)
         return book[positions, codes]  # (B, D, d')
 
-    def compose_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """Composed embeddings of ``rows: (B,)`` -> ``(B, d)``, without SSE or dropout."""
+    def compose_codes(self, rows: torch.Tensor) -> torch.Tensor:
+        """The KD rows ``v`` of ``rows: (B,)`` -> ``(B, d)`` (no online-guidance gradient path)."""
         if self.training:
             weights = self.relaxed_codes(rows)  # (B, D, K)
             vectors = torch.einsum("bdk,dke->bde", weights, self._codebook())
         else:
             vectors = self.code_vectors(self.code_logits(rows).argmax(-1))
-        out = self.compose(vectors)
+        return self.compose(vectors)
+
+    def compose_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Composed embeddings of ``rows: (B,)`` -> ``(B, d)``, without SSE or dropout."""
+        out = self.compose_codes(rows)
         if self.kd.guidance == "online" and self.training:
             full = self.full[rows]
             out = out + (full - full.detach())  # value: KD row; gradient also to the full row
@@ -164,7 +170,22 @@ class KdEmbedding(EmbeddingLayer):
         return out.view(*indices.shape, self.dim)
 
     def lookup_all(self) -> torch.Tensor:
-        return self.compose_rows(torch.arange(self.num_rows, device=self.codebook.device))
+        """Every composed row ``(N, d)``; in eval mode without autograd the result is cached
+        until the next :meth:`train` call (evaluation asks for it once per batch)."""
+        if self.training or torch.is_grad_enabled():
+            return self.compose_rows(torch.arange(self.num_rows, device=self.codebook.device))
+        if self._eval_cache is None:
+            rows = torch.arange(self.num_rows, device=self.codebook.device)
+            self._eval_cache = self.compose_rows(rows)
+        return self._eval_cache
+
+    def train(self, mode: bool = True) -> KdEmbedding:
+        self._eval_cache = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._eval_cache = None
+        super()._load_from_state_dict(*args, **kwargs)
 
     def entropy(self, rows: torch.Tensor) -> torch.Tensor:
         """Mean entropy (nats) of the code distributions ``softmax(pi / tau)`` of ``rows``."""
@@ -195,7 +216,7 @@ class KdEmbedding(EmbeddingLayer):
         target = self.guide(rows)
         lp = reg.kind != "none" and reg.weight > 0
         if (target is not None and kd.distill_weight > 0) or lp:
-            composed = self.compose_rows(rows)  # (U, d)
+            composed = self.compose_codes(rows)  # (U, d); online: no gradient to full
             if target is not None and kd.distill_weight > 0:
                 total = total + kd.distill_weight * (composed - target).pow(2).sum(1).mean()
             if lp:

@@ -117,8 +117,9 @@ class CompactKdEmbedding(nn.Module):
             rows = self.projected.index_select(0, codes.reshape(-1))
             bias = self.projected_bias
             out = rows.view(-1, self.kd.D, self.dim).sum(1) + bias
-        else:
-            out = self.compose(self.code_vectors(flat))
+        else:  # composed once per unique row, as KdEmbedding.lookup: the same bits
+            unique, inverse = torch.unique(flat, return_inverse=True)
+            out = self.compose(self.code_vectors(unique))[inverse]  # (numel(S), d)
         return out.view(*indices.shape, self.dim)
 
     def all(self) -> torch.Tensor:

@@ -31,6 +31,7 @@ class EmbeddingTable(EmbeddingLayer):
         self, *, num_rows: int, dim: int, config: EmbeddingConfig, graph: RowGraph | None = None
     ) -> None:
         super().__init__(num_rows=num_rows, config=config, graph=graph)
+        self.dim = dim
         self.weight = nn.Parameter(torch.empty(num_rows, dim))
         initialize_(self.weight, config.init)
 

@@ -28,6 +28,8 @@ class EmbeddingLayer(nn.Module):
     returns the whole table ``(N, dim)`` through the same dropout (LibKGE's ``embed_all``).
     """
 
+    dim: int  # width d of a row
+
     def __init__(
         self, *, num_rows: int, config: EmbeddingConfig, graph: RowGraph | None = None
     ) -> None:

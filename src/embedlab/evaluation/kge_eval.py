@@ -28,7 +28,7 @@ def rank_queries(
     ``batch_size`` None adapts it to memory; on an out-of-memory error it halves and retries.
     """
     fast = isinstance(model.scorer, (TailLinearInteraction, TailDistanceInteraction))
-    width = 1 if fast else model.entities.weight.shape[1]  # plain broadcasting: (B, N, d)
+    width = 1 if fast else model.entities.dim  # plain broadcasting: (B, N, d)
     batch = batch_size or auto_batch_size(model.num_entities * width)
     parts: list[Ranks] = []
     start = 0

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from embedlab.config import KgeConfig
+from embedlab.embeddings.factory import build_embedding
 from embedlab.embeddings.graph import RowGraph
-from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.kge.interactions import (
     Interaction,
     TailDistanceInteraction,
@@ -25,6 +25,8 @@ from embedlab.kge.interactions import (
 
 class KgeModel(nn.Module):
     """Entity table ``(N, d)``, relation table ``(2R, d_r)`` and an interaction.
+
+    Either table may be a plain lookup or KD codes (``<table>_embedding.kind``).
 
     ``d_r`` is the interaction's ``relation_dim(d)`` (RotatE ``d/2``, RESCAL ``d^2``, TuckER
     ``model.relation_dim``).
@@ -53,10 +55,10 @@ class KgeModel(nn.Module):
         dim = config.model.dim
         self.num_relations = num_relations
         self.interaction = build_interaction(config.model)
-        self.entities = EmbeddingTable(
+        self.entities = build_embedding(
             num_rows=num_entities, dim=dim, config=config.entity_embedding, graph=entity_graph
         )
-        self.relations = EmbeddingTable(
+        self.relations = build_embedding(
             num_rows=2 * num_relations,
             dim=self.scorer.relation_dim(dim),
             config=config.relation_embedding,

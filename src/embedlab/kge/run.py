@@ -14,7 +14,10 @@ from pydantic import ValidationError
 from embedlab.config import KgeConfig
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
+from embedlab.embeddings.compression import compression_report
 from embedlab.embeddings.graph import RowGraph
+from embedlab.embeddings.kd import KdEmbedding
+from embedlab.embeddings.kd_distill import distill_to_teacher
 from embedlab.errors import UserError
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
@@ -92,7 +95,9 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
     """Initialize ``model`` with the best (else last) weights of run directory ``source``.
 
     Pre-training (paper 002, §6.3, table 3): any loss and training type may be used for either
-    run; the model, dimensions and dataset must match.
+    run; the model, dimensions and dataset must match. A KD-code table of ``model`` is not copied:
+    with ``kd.guidance: pdg`` the source's table (composed, if it is KD too) becomes its
+    pre-trained table ``u`` (paper 003, PDG); every other parameter is copied.
 
     Raises:
         UserError: ``source`` is not a run, another dataset, or a parameter's shape differs.
@@ -106,15 +111,48 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
             f"--init-from {source}: trained on dataset {src_config.dataset!r}, whose entities or "
             "relations differ from this run's"
         )
+    kd_tables = _kd_tables(model)
+    for name, layer in kd_tables.items():
+        if layer.kd.guidance == "pdg":
+            with torch.no_grad():
+                teacher = getattr(src_model, name).lookup_all()
+            if teacher.shape != layer.teacher.shape:
+                raise UserError(
+                    f"--init-from {source}: its {name} table has shape {tuple(teacher.shape)}, "
+                    f"this run's KD table needs {tuple(layer.teacher.shape)} (same model.dim)"
+                )
+            layer.teacher.copy_(teacher)
     state = src_model.state_dict()
-    mine = model.state_dict()
+    mine = {k: v for k, v in model.state_dict().items() if k.split(".")[0] not in kd_tables}
     bad = [k for k in mine if k not in state or state[k].shape != mine[k].shape]
     if bad:
         raise UserError(
             f"--init-from {source}: model {src_config.model.name!r} "
             f"(dim {src_config.model.dim}) does not fit this run's parameters: {', '.join(bad)}"
         )
-    model.load_state_dict(state)
+    model.load_state_dict({k: state[k] for k in mine}, strict=False)
+
+
+def _kd_tables(model: KgeModel) -> dict[str, KdEmbedding]:
+    """The model's KD-code tables by attribute name (``entities``, ``relations``)."""
+    tables = {"entities": model.entities, "relations": model.relations}
+    return {name: layer for name, layer in tables.items() if isinstance(layer, KdEmbedding)}
+
+
+def _distill(model: KgeModel, config: KgeConfig, loop: Loop) -> dict[str, float]:
+    """PDG distillation stage of every KD table with ``kd.distill_epochs > 0``; returns each
+    table's relative reconstruction error (also written to the trace as ``distill`` events)."""
+    errors: dict[str, float] = {}
+    for name, layer in _kd_tables(model).items():
+        if layer.kd.distill_epochs == 0:
+            continue
+
+        def log(epoch: int, loss: float, error: float, table: str = name) -> None:
+            loop.trace.write("distill", table=table, epoch=epoch, loss=loss, relative_error=error)
+
+        generator = torch.Generator().manual_seed(config.seed)
+        errors[name] = distill_to_teacher(layer, generator=generator, log=log)
+    return errors
 
 
 def evaluate_splits(
@@ -160,12 +198,19 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
     resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
     torch.manual_seed(config.seed)
     model = build_model(config, dataset)
+    pdg = [n for n, t in _kd_tables(model).items() if t.kd.guidance == "pdg"]
+    if pdg and not config.train.init_from:
+        raise UserError(
+            f"kd.guidance=pdg on {', '.join(pdg)} needs a trained run to distill from: "
+            "--set train.init_from=RUN_DIR"
+        )
     if config.train.init_from and not resuming:
         init_from_run(model, Path(config.train.init_from), dataset)
     known = known_answers(dataset.all_triples(), dataset.num_relations)
     task = build_task(model=model, dataset=dataset, known=known, config=config)
     paths = RunPaths(run_dir)
     loop = Loop(task=task, config=config.train, eval_every=config.eval.every, paths=paths)
+    distilled = {} if resuming else _distill(model, config, loop)
     state = loop.run(seed=config.seed)
     if checkpoint_exists(paths.best):
         load_checkpoint(paths.best, model=model)
@@ -182,6 +227,11 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
         "stop_reason": state.stop_reason,
         "threads": torch.get_num_threads(),
     }
+    compression = compression_report(model)
+    if compression is not None:
+        for name, error in distilled.items():
+            compression["tables"][name]["distill_relative_error"] = error
+        metrics["compression"] = compression
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     loop.trace.write("test", **metrics["test"])
     return metrics

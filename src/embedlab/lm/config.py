@@ -52,7 +52,9 @@ class LmTrainConfig(_Strict):
     bptt: int = Field(default=20, gt=0, description="unrolled time steps per window")
     max_epochs: int = Field(default=13, ge=0)
     lr: float = Field(default=1.0, gt=0)
-    lr_decay: float = Field(default=0.5, gt=0, le=1, description="factor per epoch after decay_after")
+    lr_decay: float = Field(
+        default=0.5, gt=0, le=1, description="factor per epoch after decay_after"
+    )
     decay_after: int = Field(default=4, ge=0, description="epochs at the initial lr")
     clip: float | None = Field(default=5.0, gt=0, description="max global grad norm")
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock training budget")

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from embedlab.embeddings import EmbeddingLayer, build_embedding
 from embedlab.lm.config import LmConfig
-from embedlab.lm.tables import EmbeddingLike, as_table, build_table
 
 State = tuple[torch.Tensor, torch.Tensor]
 """LSTM state ``(h, c)``, each ``(layers, batch, hidden)``."""
@@ -47,7 +47,7 @@ class LstmLm(nn.Module):
     ) -> None:
         super().__init__()
         mc = config.model
-        self.token_embedding = build_table(
+        self.token_embedding = build_embedding(
             num_rows=vocab_size,
             dim=mc.embedding_dim,
             config=config.token_embedding,
@@ -55,9 +55,9 @@ class LstmLm(nn.Module):
         )
         self.tied = mc.tie_weights
         # a tied model has one table (one safetensors entry); output_layer() returns it
-        self.output_embedding: nn.Module | None = None
+        self.output_embedding: EmbeddingLayer | None = None
         if not self.tied:
-            self.output_embedding = build_table(
+            self.output_embedding = build_embedding(
                 num_rows=vocab_size,
                 dim=mc.hidden,
                 config=config.output_embedding,
@@ -82,12 +82,12 @@ class LstmLm(nn.Module):
     def vocab_size(self) -> int:
         return self.bias.shape[0]
 
-    def input_layer(self) -> EmbeddingLike:
-        return as_table(self.token_embedding)
+    def input_layer(self) -> EmbeddingLayer:
+        return self.token_embedding
 
-    def output_layer(self) -> EmbeddingLike:
-        return as_table(self.output_embedding if self.output_embedding is not None else
-                        self.token_embedding)  # fmt: skip
+    def output_layer(self) -> EmbeddingLayer:
+        """The output table's layer (the token layer when tied)."""
+        return self.token_embedding if self.output_embedding is None else self.output_embedding
 
     def initial_state(self, batch_size: int) -> State:
         """Zeros ``(layers, batch_size, hidden)`` twice."""

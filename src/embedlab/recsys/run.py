@@ -59,13 +59,19 @@ def build_mf_model(config: MfConfig, dataset: RatingDataset) -> MatrixFactorizat
     """The model with the graphs its SSE-Graph tables need.
 
     Raises:
-        UserError: SSE or dropout asked with ALS/GRALS (closed-form solves have no sampled
+        UserError: a KD-code table (not supported for MF), SSE or dropout asked with ALS/GRALS (closed-form solves have no sampled
             lookups), or a graph unknown for the dataset.
     """
     tables: dict[Literal["user", "item"], EmbeddingConfig] = {
         "user": config.user_embedding,
         "item": config.item_embedding,
     }
+    for name, table in tables.items():
+        if table.kind != "lookup":
+            raise UserError(
+                f"{name}_embedding.kind={table.kind}: MF trains with hand-written gradients on "
+                "plain tables; KD codes are available for KGE and LM tables"
+            )
     if config.train.method != "sgd":
         for name, table in tables.items():
             if table.sse.kind != "none" or table.dropout > 0:

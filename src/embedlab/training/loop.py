@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from embedlab.config import TrainConfig
+from embedlab.embeddings.kd import set_training_progress
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from embedlab.training.optim import build_optimizer, build_scheduler
 from embedlab.training.trace import Trace
@@ -135,7 +136,9 @@ class Loop:
             leave=False,
             disable=None,
         ) as bar:
-            for batch in bar:
+            num_batches = max(1, self.task.num_batches())
+            for index, batch in enumerate(bar):
+                set_training_progress(self.task.model, self.state.epoch - 1 + index / num_batches)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss, n = self.task.loss(batch)
                 loss.backward()
@@ -225,5 +228,7 @@ class Loop:
                 self._save(self.paths.last, generator)
         if self.state.stop_reason is None:
             self.state.stop_reason = "max epochs reached"
+        if not checkpoint_exists(self.paths.last):  # max_epochs 0: keep the initial model
+            self._save(self.paths.last, generator)
         self.trace.write("stop", reason=self.state.stop_reason, epoch=self.state.epoch)
         return self.state

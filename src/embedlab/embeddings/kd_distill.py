@@ -1,0 +1,66 @@
+"""Distillation stage of PDG: fit a KD layer to its pre-trained table before task training.
+
+Paper 003 (pre-trained distillation guidance): the composed rows ``v_i`` are pulled towards the
+pre-trained rows ``u_i``. This stage minimizes ``mean_i ||v_i - u_i||^2`` (+ the entropy term)
+over all rows, in random mini-batches of rows, with Adam; the task training that follows keeps the
+same term as a penalty (``distill_weight``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm import tqdm
+
+from embedlab.embeddings.kd import KdEmbedding
+from embedlab.errors import UserError
+
+
+@torch.no_grad()
+def reconstruction_error(layer: KdEmbedding) -> float:
+    """Relative squared error of the hard-code rows: ``||V - U||_F^2 / ||U||_F^2`` (eval mode)."""
+    was_training = layer.training
+    layer.eval()
+    composed = layer.lookup_all()
+    layer.train(was_training)
+    teacher = layer.teacher
+    return float((composed - teacher).pow(2).sum() / teacher.pow(2).sum().clamp_min(1e-30))
+
+
+def distill_to_teacher(
+    layer: KdEmbedding,
+    *,
+    generator: torch.Generator,
+    log: Callable[[int, float, float], None] | None = None,
+) -> float:
+    """Run ``layer.kd.distill_epochs`` epochs of reconstruction; returns the final relative error.
+
+    ``log(epoch, mean_loss, relative_error)`` is called after every epoch (e.g. the run's trace).
+
+    Raises:
+        UserError: the layer has no pre-trained table (``kd.guidance`` is not ``pdg``).
+    """
+    kd = layer.kd
+    if kd.guidance != "pdg":
+        raise UserError("kd.distill_epochs needs kd.guidance=pdg and a pre-trained table")
+    params = [p for n, p in layer.named_parameters() if not n.startswith("full")]
+    optimizer = torch.optim.Adam(params, lr=kd.distill_lr)
+    layer.train()
+    error = reconstruction_error(layer)
+    device = layer.codebook.device
+    for epoch in tqdm(range(1, kd.distill_epochs + 1), desc="distill", unit="epoch", disable=None):
+        order = torch.randperm(layer.num_rows, generator=generator).to(device)
+        total, steps = 0.0, 0
+        for rows in order.split(kd.distill_batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            loss = (layer.compose_rows(rows) - layer.teacher[rows]).pow(2).sum(1).mean()
+            if kd.entropy_weight > 0:
+                loss = loss + kd.entropy_weight * layer.entropy(rows)
+            loss.backward()
+            optimizer.step()
+            total, steps = total + float(loss.detach()), steps + 1
+        error = reconstruction_error(layer)
+        if log is not None:
+            log(epoch, total / max(1, steps), error)
+    return error

@@ -1,0 +1,123 @@
+"""Building an LM for a config, and reading trained LM run directories (evaluate, teachers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+from pydantic import ValidationError
+
+from embedlab.datasets.registry import REGISTRY
+from embedlab.datasets.tokens import TokenCorpus, load_corpus
+from embedlab.errors import UserError
+from embedlab.lm.config import LmConfig
+from embedlab.lm.model import LstmLm
+from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
+from embedlab.training.loop import RunPaths
+
+
+def resolved(config: LmConfig) -> LmConfig:
+    """``config`` with a custom corpus directory and ``train.init_from`` made absolute (a run
+    directory then resumes and evaluates from any working directory)."""
+    update: dict[str, object] = {}
+    if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
+        update["dataset"] = str(Path(config.dataset).resolve())
+    if config.train.init_from:
+        absolute = str(Path(config.train.init_from).expanduser().resolve())
+        update["train"] = config.train.model_copy(update={"init_from": absolute})
+    return config.model_copy(update=update) if update else config
+
+
+def build_lm_model(config: LmConfig, corpus: TokenCorpus) -> LstmLm:
+    """The model of ``config`` over ``corpus``'s vocabulary, with the teachers of
+    ``train.init_from`` (:func:`teacher_tables`). Initialized from the global torch RNG.
+
+    Raises:
+        UserError: see :func:`teacher_tables`; KD tables without KD support installed.
+    """
+    token_teacher, output_teacher = teacher_tables(config, corpus)
+    return LstmLm(
+        vocab_size=corpus.vocab_size,
+        config=config,
+        token_teacher=token_teacher,
+        output_teacher=output_teacher,
+    )
+
+
+def load_run(
+    run_dir: Path, corpus: TokenCorpus | None = None
+) -> tuple[LmConfig, TokenCorpus, LstmLm]:
+    """Config, corpus and the best (else last) model of an LM run directory, in eval mode.
+
+    Args:
+        corpus: the corpus already loaded for the run's dataset (read again when ``None`` or
+            when it is another dataset).
+
+    Raises:
+        UserError: not an LM run directory, no checkpoint yet, or a checkpoint that does not fit
+            the corpus as resolved now.
+    """
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    try:
+        config = LmConfig.model_validate(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise UserError(f"{cfg_path} is not a valid LM run config: {exc}") from None
+    if corpus is None or corpus.name != config.dataset:
+        corpus = load_corpus(config.dataset)
+    model = build_lm_model(config, corpus)
+    paths = RunPaths(run_dir)
+    for ckpt in (paths.best, paths.last):
+        if checkpoint_exists(ckpt):
+            try:
+                load_checkpoint(ckpt, model=model)
+            except (RuntimeError, KeyError) as exc:
+                raise UserError(
+                    f"{ckpt}.safetensors does not fit dataset {config.dataset!r} as resolved now "
+                    f"({corpus.vocab_size} words): {exc}"
+                ) from None
+            break
+    else:
+        raise UserError(f"{run_dir} has no checkpoint yet (train it first)")
+    model.eval()
+    return config, corpus, model
+
+
+def teacher_tables(
+    config: LmConfig, corpus: TokenCorpus
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The distillation teachers of ``train.init_from``: that run's best token table
+    ``(V, embedding_dim)``, and its output table ``(V, hidden)`` when ``output_embedding.kind``
+    is ``kd`` (else ``None``). ``(None, None)`` without ``init_from``.
+
+    Raises:
+        UserError: ``init_from`` is not an LM run, or its vocabulary or widths differ.
+    """
+    source = config.train.init_from
+    if not source:
+        return None, None
+    src_config, src_corpus, src_model = load_run(Path(source), corpus)
+    if src_corpus.vocab != corpus.vocab:
+        raise UserError(
+            f"train.init_from={source}: trained on {src_config.dataset!r} "
+            f"({src_corpus.vocab_size} words), whose vocabulary differs from {config.dataset!r} "
+            f"({corpus.vocab_size} words)"
+        )
+    mc, src_mc = config.model, src_config.model
+    if src_mc.embedding_dim != mc.embedding_dim:
+        raise UserError(
+            f"train.init_from={source}: its token table is {src_mc.embedding_dim} wide, "
+            f"model.embedding_dim is {mc.embedding_dim}"
+        )
+    wants_output = config.output_embedding.kind == "kd" and not mc.tie_weights
+    if wants_output and src_mc.hidden != mc.hidden:
+        raise UserError(
+            f"train.init_from={source}: its output table is {src_mc.hidden} wide, "
+            f"model.hidden is {mc.hidden}"
+        )
+    with torch.no_grad():
+        token = src_model.input_layer().all().detach().clone()  # (V, embedding_dim)
+        output = src_model.output_layer().all().detach().clone() if wants_output else None
+    return token, output
