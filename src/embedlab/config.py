@@ -81,7 +81,9 @@ class KdConfig(_Strict):
     per row, mean over the batch), ``autoencode`` computes the code logits from ``u_i`` with an
     encoder instead of free logits; ``online`` trains a full table alongside (it receives the
     task's gradient, the codes are distilled towards it). ``distill_epochs`` > 0 first fits the
-    layer to the teacher alone (reconstruction, all rows), as a warm start before task training.
+    layer to the teacher alone (reconstruction, all rows), as a warm start before task training;
+    ``freeze_codes`` then keeps the codes fixed (hard argmax) during task training and trains the
+    code embeddings and the composition only (a gather instead of the ``(B, D, K)`` relaxation).
     """
 
     K: int = Field(default=32, ge=2, le=65536, description="code values per position")
@@ -103,6 +105,10 @@ class KdConfig(_Strict):
     autoencode: bool = Field(default=False, description="pdg: code logits = encoder(u_i)")
     distill_weight: float = Field(default=1.0, ge=0)
     logit_init_scale: float = Field(default=1.0, gt=0, description="std of initial code logits")
+    freeze_codes: bool = Field(
+        default=False,
+        description="train only code embeddings + composition on the current hard codes",
+    )
     distill_epochs: int = Field(
         default=0, ge=0, description="pdg: epochs fitting the codes to the teacher before the task"
     )

@@ -31,6 +31,32 @@ def save_png(fig: Figure, path: Path) -> Path:
     return path
 
 
+def plot_compression_curve(
+    points: list[tuple[float, float, str]],
+    *,
+    baseline: float,
+    out: Path,
+    ylabel: str,
+    title: str,
+    series: str = "KD codes",
+) -> Path:
+    """Quality against compression ratio (log x axis) with the uncompressed ``baseline`` as a
+    dashed line; ``points`` are ``(ratio, value, label)`` (docs/kd.md's KGE and LM figures)."""
+    fig, ax = new_figure((6.4, 4.0))
+    ordered = sorted(points)
+    ax.plot([p[0] for p in ordered], [p[1] for p in ordered], marker="o", label=series)
+    for ratio, value, label in ordered:
+        ax.annotate(label, (ratio, value), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.axhline(baseline, linestyle="--", color="grey", label="full table (1x)")
+    ax.set_xscale("log")
+    ax.set_xlabel("embedding compression ratio (fp32 bits / KD bits)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return save_png(fig, out)
+
+
 def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: str = "") -> Path:
     """Validation ``metric`` against wall-clock minutes for each run directory.
 

@@ -145,13 +145,21 @@ class KdEmbedding(EmbeddingLayer):
         positions = torch.arange(self.kd.D, device=codes.device)
         return book[positions, codes]  # (B, D, d')
 
-    def compose_codes(self, rows: torch.Tensor) -> torch.Tensor:
-        """The KD rows ``v`` of ``rows: (B,)`` -> ``(B, d)`` (no online-guidance gradient path)."""
-        if self.training:
+    def compose_codes(self, rows: torch.Tensor, *, relax: bool | None = None) -> torch.Tensor:
+        """The KD rows ``v`` of ``rows: (B,)`` -> ``(B, d)`` (no online-guidance gradient path).
+
+        ``relax`` (default: training mode and not ``freeze_codes``) uses the relaxed codes of
+        :meth:`relaxed_codes`; otherwise the hard codes (argmax), gathered.
+        """
+        if relax is None:
+            relax = self.training and not self.kd.freeze_codes
+        if relax:
             weights = self.relaxed_codes(rows)  # (B, D, K)
             vectors = torch.einsum("bdk,dke->bde", weights, self._codebook())
         else:
-            vectors = self.code_vectors(self.code_logits(rows).argmax(-1))
+            with torch.no_grad():
+                codes = self.code_logits(rows).argmax(-1)  # (B, D)
+            vectors = self.code_vectors(codes)
         return self.compose(vectors)
 
     def compose_rows(self, rows: torch.Tensor) -> torch.Tensor:

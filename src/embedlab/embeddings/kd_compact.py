@@ -103,7 +103,7 @@ class CompactKdEmbedding(nn.Module):
         if type(comp) is not LinearComposition:
             raise UserError("fast_linear needs kd.composition=linear")
         book = self.codebook.expand(self.kd.D, -1, -1)
-        scale = 1.0 if comp.reduce == "sum" else 1.0 / self.kd.D
+        scale = 1.0
         with torch.no_grad():
             table = book @ comp.proj.weight.T * scale  # (D, K, d)
         self.projected = table.reshape(-1, self.dim).contiguous()
@@ -171,12 +171,15 @@ def load_compact(path: Path) -> CompactKdEmbedding:
     Raises:
         UserError: the file is missing or not an embedlab KD-code file.
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     if not Path(path).is_file():
         raise UserError(f"{path}: no such file")
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except SafetensorError as err:
+        raise UserError(f"{path} is not an embedlab KD-code file ({err})") from err
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not an embedlab KD-code file (format {meta.get('format')!r})")
     tensors = load_file(str(path))

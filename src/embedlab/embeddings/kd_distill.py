@@ -54,7 +54,9 @@ def distill_to_teacher(
         total, steps = 0.0, 0
         for rows in order.split(kd.distill_batch_size):
             optimizer.zero_grad(set_to_none=True)
-            loss = (layer.compose_rows(rows) - layer.teacher[rows]).pow(2).sum(1).mean()
+            loss = (
+                (layer.compose_codes(rows, relax=True) - layer.teacher[rows]).pow(2).sum(1).mean()
+            )
             if kd.entropy_weight > 0:
                 loss = loss + kd.entropy_weight * layer.entropy(rows)
             loss.backward()

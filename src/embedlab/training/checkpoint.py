@@ -76,7 +76,10 @@ def load_checkpoint(
     file = str(path.with_suffix(".safetensors"))
     tensors = load_file(file)
     with safe_open(file, framework="pt") as handle:
-        meta = json.loads((handle.metadata() or {})["embedlab"])
+        header = (handle.metadata() or {}).get("embedlab")
+    if header is None:  # checkpoints written before the state moved into the header
+        header = path.with_suffix(".json").read_text(encoding="utf-8")
+    meta = json.loads(header)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if optimizer is not None and "optimizer" in meta:
         per_param: dict[int, dict[str, Any]] = {}
