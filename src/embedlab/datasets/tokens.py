@@ -79,7 +79,10 @@ def read_lines(path: Path) -> list[list[str]]:
     except UnicodeDecodeError as exc:
         lineno = data.count(b"\n", 0, exc.start) + 1
         raise DatasetError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
-    return [line.split() for line in text.splitlines()]
+    lines = text.split("\n")  # "\n" only: line numbers match editors and `wc -l`
+    if lines[-1] == "":
+        lines.pop()  # the file's final newline ends the last line, it starts none
+    return [line.split() for line in lines]
 
 
 def _encode(path: Path, lines: list[list[str]], word_to_id: dict[str, int]) -> torch.Tensor:

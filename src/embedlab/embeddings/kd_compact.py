@@ -103,7 +103,7 @@ class CompactKdEmbedding(nn.Module):
         if type(comp) is not LinearComposition:
             raise UserError("fast_linear needs kd.composition=linear")
         book = self.codebook.expand(self.kd.D, -1, -1)
-        scale = 1.0
+        scale = 1.0 if comp.reduce == "sum" else 1.0 / self.kd.D
         with torch.no_grad():
             table = book @ comp.proj.weight.T * scale  # (D, K, d)
         self.projected = table.reshape(-1, self.dim).contiguous()

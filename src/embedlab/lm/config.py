@@ -6,16 +6,18 @@ halved every epoch after the 4th, BPTT 20, batch 20, grad-norm clip 5, all weigh
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from embedlab.config import EmbeddingConfig, InitConfig, _Strict
+
+_LM_INIT: dict[str, Any] = {"name": "uniform", "scale": 0.1}
 
 
 def _lm_table() -> EmbeddingConfig:
     """Tables start as U(-0.1, 0.1), as every weight of Zaremba et al.'s model."""
-    return EmbeddingConfig(init=InitConfig(name="uniform", scale=0.1))
+    return EmbeddingConfig(init=InitConfig.model_validate(_LM_INIT))
 
 
 class LmModelConfig(_Strict):
@@ -45,7 +47,8 @@ class LmTrainConfig(_Strict):
     rescaled to global norm ``clip`` (``None``: no clipping). ``max_batches`` caps the windows per
     epoch (smoke tests, timing). ``init_from`` names a trained LM run whose best token table (and
     output table, when ``output_embedding.kind`` is ``kd``) is passed to the new tables as the
-    distillation teacher; no other weight is copied.
+    pre-trained table of KD's distillation guidance (``kd.guidance: pdg``, which needs it); no
+    other weight is copied, and a run without such a table refuses ``init_from``.
     """
 
     batch_size: int = Field(default=20, gt=0, description="parallel token streams")
@@ -80,6 +83,17 @@ class LmConfig(_Strict):
     eval: LmEvalConfig = Field(default_factory=LmEvalConfig)
     token_embedding: EmbeddingConfig = Field(default_factory=_lm_table)
     output_embedding: EmbeddingConfig = Field(default_factory=_lm_table)
+
+    @field_validator("token_embedding", "output_embedding", mode="before")
+    @classmethod
+    def _lm_init_default(cls, value: Any) -> Any:
+        """Keys of ``init`` left out keep the LM default U(-0.1, 0.1), not the generic Xavier
+        default of :class:`EmbeddingConfig` (``--set token_embedding.sse.kind=se`` or
+        ``--set token_embedding.init.scale=0.05`` change nothing else)."""
+        if not isinstance(value, dict):
+            return value
+        init = value.get("init", {})
+        return {**value, "init": {**_LM_INIT, **init}} if isinstance(init, dict) else value
 
     @model_validator(mode="after")
     def _tied_tables(self) -> Self:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
+from embedlab.embeddings import KdEmbedding
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
 from embedlab.lm.model import LstmLm
@@ -29,20 +30,51 @@ def resolved(config: LmConfig) -> LmConfig:
     return config.model_copy(update=update) if update else config
 
 
-def build_lm_model(config: LmConfig, corpus: TokenCorpus) -> LstmLm:
-    """The model of ``config`` over ``corpus``'s vocabulary, with the teachers of
-    ``train.init_from`` (:func:`teacher_tables`). Initialized from the global torch RNG.
+def build_lm_model(config: LmConfig, corpus: TokenCorpus, *, with_teachers: bool) -> LstmLm:
+    """The model of ``config`` over ``corpus``'s vocabulary, initialized from the global torch RNG.
+
+    ``with_teachers``: pass the tables of ``train.init_from`` (:func:`teacher_tables`) to the
+    layers; leave it False where a checkpoint will be loaded (a KD layer keeps its teacher as a
+    buffer, so the teacher run is not needed to resume or evaluate).
 
     Raises:
-        UserError: see :func:`teacher_tables`; KD tables without KD support installed.
+        UserError: see :func:`teacher_tables`; a KD table with ``guidance: pdg`` but no
+            ``train.init_from``, or ``init_from`` where no table has ``guidance: pdg``.
     """
-    token_teacher, output_teacher = teacher_tables(config, corpus)
+    pdg = pdg_tables(config)
+    if pdg and not config.train.init_from:
+        raise UserError(
+            f"kd.guidance=pdg on {', '.join(pdg)} needs a trained LM run to distill from: "
+            "--set train.init_from=RUN_DIR"
+        )
+    if config.train.init_from and not pdg:
+        raise UserError(
+            f"train.init_from={config.train.init_from}: no table uses it; an LM run passes its "
+            "tables only as the pre-trained table of kind=kd with kd.guidance=pdg"
+        )
+    token_teacher, output_teacher = (
+        teacher_tables(config, corpus) if with_teachers else (None, None)
+    )
     return LstmLm(
         vocab_size=corpus.vocab_size,
         config=config,
         token_teacher=token_teacher,
         output_teacher=output_teacher,
     )
+
+
+def pdg_tables(config: LmConfig) -> list[str]:
+    """Names of the tables that are KD codes with pre-trained distillation guidance."""
+    tables = {"token_embedding": config.token_embedding}
+    if not config.model.tie_weights:
+        tables["output_embedding"] = config.output_embedding
+    return [n for n, t in tables.items() if t.kind == "kd" and t.kd.guidance == "pdg"]
+
+
+def kd_layers(model: LstmLm) -> dict[str, KdEmbedding]:
+    """The model's KD-code layers by attribute name (``token_embedding``, ``output_embedding``)."""
+    layers = {"token_embedding": model.token_embedding, "output_embedding": model.output_embedding}
+    return {n: layer for n, layer in layers.items() if isinstance(layer, KdEmbedding)}
 
 
 def load_run(
@@ -67,7 +99,7 @@ def load_run(
         raise UserError(f"{cfg_path} is not a valid LM run config: {exc}") from None
     if corpus is None or corpus.name != config.dataset:
         corpus = load_corpus(config.dataset)
-    model = build_lm_model(config, corpus)
+    model = build_lm_model(config, corpus, with_teachers=False)  # teachers: in the checkpoint
     paths = RunPaths(run_dir)
     for ckpt in (paths.best, paths.last):
         if checkpoint_exists(ckpt):
@@ -90,7 +122,8 @@ def teacher_tables(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The distillation teachers of ``train.init_from``: that run's best token table
     ``(V, embedding_dim)``, and its output table ``(V, hidden)`` when ``output_embedding.kind``
-    is ``kd`` (else ``None``). ``(None, None)`` without ``init_from``.
+    is ``kd`` (else ``None``); composed rows where that run's tables are KD codes themselves.
+    ``(None, None)`` without ``init_from``.
 
     Raises:
         UserError: ``init_from`` is not an LM run, or its vocabulary or widths differ.

@@ -96,9 +96,15 @@ class LstmLm(nn.Module):
         return zeros, zeros.clone()
 
     def output_table(self) -> torch.Tensor:
-        """The softmax table ``(V, hidden)`` (see the class docstring)."""
+        """The softmax table ``(V, hidden)`` (see the class docstring).
+
+        Without SSE, ``layer(arange(V))`` equals ``layer.all()`` (same rows, same dropout), which
+        skips a ``(V, hidden)`` gather and its scatter-add backward.
+        """
         layer = self.output_layer()
-        return layer(self.all_rows) if self.training else layer.all()
+        if self.training and layer.sse is not None:
+            return layer(self.all_rows)  # SSE replaces rows of the softmax table
+        return layer.all()
 
     def forward(
         self, inputs: torch.Tensor, state: State | None = None

@@ -19,13 +19,14 @@ import torch
 from tqdm import tqdm
 
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
+from embedlab.embeddings import compression_report, set_training_progress
+from embedlab.embeddings.kd_distill import distill_to_teacher
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig, LmTrainConfig
 from embedlab.lm.data import batchify, detach_state, num_windows, windows
-from embedlab.lm.load import build_lm_model, resolved
+from embedlab.lm.load import build_lm_model, kd_layers, resolved
 from embedlab.lm.model import LstmLm, State
 from embedlab.lm.objective import evaluate_stream, perplexity, window_loss
-from embedlab.lm.tables import compression_report, set_training_progress
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from embedlab.training.loop import RunPaths, rng_state
 from embedlab.training.run_dir import prepare_run_dir
@@ -117,9 +118,8 @@ def _evaluate(model: LstmLm, corpus: TokenCorpus, split: str, config: LmConfig) 
 
 
 def _check_sizes(config: LmConfig, corpus: TokenCorpus) -> None:
-    batches = {"train": config.train.batch_size, "valid": config.eval.batch_size}
-    batches["test"] = config.eval.batch_size
-    for split, batch in batches.items():
+    train, evaluation = config.train.batch_size, config.eval.batch_size
+    for split, batch in (("train", train), ("valid", evaluation), ("test", evaluation)):
         if corpus.num_tokens(split) < 2 * batch:
             raise UserError(
                 f"{config.dataset}: the {split} split has {corpus.num_tokens(split)} tokens, "
@@ -131,16 +131,17 @@ class _Run:
     """One run's moving parts: model, optimizer, data, counters, trace and checkpoints."""
 
     def __init__(
-        self, *, config: LmConfig, corpus: TokenCorpus, run_dir: Path, progress: bool
+        self, *, config: LmConfig, corpus: TokenCorpus, run_dir: Path, progress: bool, fresh: bool
     ) -> None:
         self.config, self.corpus, self.progress = config, corpus, progress
         torch.manual_seed(config.seed)  # before the weights are initialized
-        self.model = build_lm_model(config, corpus)
+        self.model = build_lm_model(config, corpus, with_teachers=fresh)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.train.lr)
         self.paths = RunPaths(run_dir)
         self.trace = Trace(self.paths.trace)
         self.generator = torch.Generator().manual_seed(config.seed)  # checkpointed RNG states
         self.state = LmState()
+        self.distilled: dict[str, float] = {}  # table -> relative error after the PDG stage
         self.train = batchify(corpus.splits["train"], config.train.batch_size)  # (B, T)
 
     def save(self, path: Path) -> None:
@@ -166,6 +167,21 @@ class _Run:
         torch.set_rng_state(rng["torch"])
         self.generator.set_state(rng["shuffle"])
         self.trace.write("resume", epoch=self.state.epoch, seconds=self.state.seconds)
+
+    def distill(self) -> None:
+        """PDG stage of every KD table with ``kd.distill_epochs > 0`` (a fresh run only): fit the
+        codes to the teacher, trace ``distill`` events, keep each table's relative error."""
+        for name, layer in kd_layers(self.model).items():
+            if layer.kd.distill_epochs == 0:
+                continue
+
+            def log(epoch: int, loss: float, error: float, table: str = name) -> None:
+                self.trace.write(
+                    "distill", table=table, epoch=epoch, loss=loss, relative_error=error
+                )
+
+            generator = torch.Generator().manual_seed(self.config.seed)
+            self.distilled[name] = distill_to_teacher(layer, generator=generator, log=log)
 
     def budget_left(self) -> float | None:
         minutes = self.config.train.max_minutes
@@ -233,6 +249,8 @@ class _Run:
     def finish(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on valid and test; write ``metrics.json``."""
         state, model, corpus = self.state, self.model, self.corpus
+        if not checkpoint_exists(self.paths.last):  # max_epochs 0: keep the initial model
+            self.save(self.paths.last)
         if checkpoint_exists(self.paths.best):
             load_checkpoint(self.paths.best, model=model)
         metrics: dict[str, Any] = {
@@ -250,7 +268,11 @@ class _Run:
             "threads": torch.get_num_threads(),
         }
         metrics["best_epoch"] = state.best_epoch
-        metrics["compression"] = compression_report(model)
+        compression = compression_report(model)
+        if compression is not None:
+            for name, error in self.distilled.items():
+                compression["tables"][name]["distill_relative_error"] = error
+        metrics["compression"] = compression
         metrics["dataset"] = {
             "name": corpus.name,
             "vocab": corpus.vocab_size,
@@ -285,12 +307,16 @@ def train_lm(
         torch.set_num_threads(config.train.num_threads)
     corpus = load_corpus(config.dataset)
     _check_sizes(config, corpus)
-    run = _Run(config=config, corpus=corpus, run_dir=run_dir, progress=progress)
+    # a run resumed from checkpoints/last finds the KD teachers there: init_from is not read
+    saved = (run_dir / "config.yaml").is_file() and checkpoint_exists(RunPaths(run_dir).last)
+    fresh = overwrite or not saved
+    run = _Run(config=config, corpus=corpus, run_dir=run_dir, progress=progress, fresh=fresh)
     resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)  # only a config that builds
-    if resuming and checkpoint_exists(run.paths.last):
+    if resuming and not fresh:
         run.resume()
     else:
         run.trace.write("start", seed=config.seed, vocab=corpus.vocab_size)
+        run.distill()
     while run.state.stop_reason is None and run.state.epoch < config.train.max_epochs:
         run.run_epoch()
     if run.state.stop_reason is None:

@@ -1,0 +1,221 @@
+"""Compact KD export (paper 003): bit packing, bit-exact export, the safetensors file, fast path."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import save_file
+
+from embedlab.config import EmbeddingConfig
+from embedlab.embeddings import (
+    CompactKdEmbedding,
+    KdEmbedding,
+    export_kd,
+    load_compact,
+    save_compact,
+)
+from embedlab.embeddings.kd_compact import code_bits, pack_codes, unpack_codes
+from embedlab.errors import UserError
+
+N, DIM, D, DP = 23, 6, 3, 5
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one intra-op thread (several oversubscribe a shared CPU, 30x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make(*, rows: int = N, dim: int = DIM, seed: int = 0, **kd: Any) -> KdEmbedding:
+    torch.manual_seed(seed)
+    kd_cfg = {"K": 4, "D": D, "code_dim": DP, **kd}
+    config = EmbeddingConfig.model_validate({"kind": "kd", "kd": kd_cfg})
+    return KdEmbedding(num_rows=rows, dim=dim, config=config)
+
+
+def force_codes(layer: KdEmbedding, codes: torch.Tensor) -> None:
+    """Make ``codes (N, D)`` the argmax of the layer's logits."""
+    with torch.no_grad():
+        layer.logits.normal_()
+        layer.logits.scatter_(2, codes.unsqueeze(2), 50.0)
+
+
+# -- bit packing ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", range(1, 17))
+def test_pack_round_trip_each_width(bits: int) -> None:
+    gen = torch.Generator().manual_seed(bits)
+    for shape in [(0,), (1,), (7,), (3, 5), (2, 3, 4), (13, 1, 3)]:
+        codes = torch.randint(0, 2**bits, shape, generator=gen)
+        codes.view(-1)[:1] = 2**bits - 1  # the largest value when non-empty
+        packed = pack_codes(codes, bits)
+        assert packed.dtype == torch.uint8 and packed.dim() == 1
+        assert packed.numel() == math.ceil(codes.numel() * bits / 8)
+        assert torch.equal(unpack_codes(packed, bits, shape), codes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bits=st.integers(1, 16),
+    shape=st.lists(st.integers(0, 6), min_size=1, max_size=3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_pack_round_trip_property(bits: int, shape: list[int], seed: int) -> None:
+    codes = torch.randint(0, 2**bits, tuple(shape), generator=torch.Generator().manual_seed(seed))
+    packed = pack_codes(codes, bits)
+    assert packed.numel() == math.ceil(codes.numel() * bits / 8)
+    assert torch.equal(unpack_codes(packed, bits, tuple(shape)), codes)
+
+
+def test_pack_bit_order_little_endian() -> None:
+    packed = pack_codes(torch.tensor([1, 2, 3, 0, 1]), 2)  # 01 10 11 00 | 01 (LSB first)
+    assert packed.tolist() == [0b00111001, 0b00000001]
+
+
+@pytest.mark.parametrize(("K", "bits"), [(2, 1), (3, 2), (4, 2), (5, 3), (16, 4), (17, 5),
+                                         (256, 8), (257, 9), (300, 9), (65536, 16)])  # fmt: skip
+def test_code_bits(K: int, bits: int) -> None:
+    assert code_bits(K) == bits
+
+
+# -- export: bit for bit -------------------------------------------------------------------
+EXPORTS = [
+    pytest.param(comp, K, shared, id=f"{comp}-K{K}-{'shared' if shared else 'perpos'}")
+    for comp in ("linear", "mlp", "lstm")
+    for K in (2, 16, 300)
+    for shared in (False, True)
+]
+
+
+@pytest.mark.parametrize(("composition", "K", "shared"), EXPORTS)
+def test_export_equals_trained_layer_exactly(composition: str, K: int, shared: bool) -> None:
+    layer = make(K=K, composition=composition, shared_codebook=shared)
+    codes = torch.randint(0, K, (N, D), generator=torch.Generator().manual_seed(K))
+    codes[0] = K - 1  # K = 300: codes above 255 need int16 storage
+    force_codes(layer, codes)
+    with torch.no_grad():  # "trained": code embeddings and composition moved off their init
+        for param in [layer.codebook, *layer.compose.parameters()]:
+            param.add_(0.1 * torch.randn_like(param))
+    layer.eval()
+    compact = export_kd(layer)
+    assert isinstance(compact, CompactKdEmbedding)
+    expected_dtype = torch.uint8 if K <= 256 else torch.int16
+    assert compact.codes.dtype == expected_dtype
+    assert torch.equal(compact.codes.long(), layer.codes())
+    assert compact.num_rows == N and compact.dim == DIM
+    assert torch.equal(compact.all(), layer.all())
+    gen = torch.Generator().manual_seed(1)
+    for shape in [(), (0,), (11,), (4, 7), (2, 3, 5)]:
+        idx = torch.randint(0, N, shape, generator=gen)
+        assert torch.equal(compact(idx), layer(idx)), shape
+    names = {n for n, _ in compact.state_dict().items()}
+    assert not {"logits", "teacher", "full", "temperature"} & names
+
+
+def test_export_int32_storage_and_autoencoded_layer() -> None:
+    big = make(rows=5, K=40000, D=1)
+    codes = torch.tensor([[39999], [0], [32768], [17], [39999]])
+    force_codes(big, codes)
+    compact = export_kd(big.eval())
+    assert compact.codes.dtype == torch.int32
+    assert torch.equal(compact.codes.long(), codes)
+    assert torch.equal(compact.all(), big.all())
+
+    torch.manual_seed(3)
+    config = EmbeddingConfig.model_validate(
+        {
+            "kind": "kd",
+            "kd": {"K": 8, "D": D, "code_dim": DP, "guidance": "pdg", "autoencode": True},
+        }  # fmt: skip
+    )
+    enc = KdEmbedding(num_rows=N, dim=DIM, config=config, teacher=torch.randn(N, DIM)).eval()
+    assert torch.equal(export_kd(enc).all(), enc.all())
+
+
+def test_export_is_a_copy() -> None:
+    layer = make().eval()
+    compact = export_kd(layer)
+    before = compact.all().clone()
+    with torch.no_grad():
+        layer.codebook.add_(1.0)
+        for p in layer.compose.parameters():
+            p.add_(1.0)
+    assert torch.equal(compact.all(), before)
+
+
+# -- the file --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("composition", "K"), [("linear", 2), ("mlp", 16), ("lstm", 300)])
+def test_save_load_round_trip_exact(composition: str, K: int, tmp_path: Path) -> None:
+    layer = make(K=K, composition=composition, reduce="mean", temperature_final=0.5)
+    force_codes(layer, torch.randint(0, K, (N, D), generator=torch.Generator().manual_seed(4)))
+    compact = export_kd(layer.eval())
+    path = tmp_path / "codes.safetensors"
+    save_compact(compact, path)
+    loaded = load_compact(path)
+    assert loaded.kd == layer.kd
+    assert loaded.codes.dtype == compact.codes.dtype
+    assert torch.equal(loaded.codes, compact.codes)
+    assert torch.equal(loaded.codebook, compact.codebook)
+    idx = torch.randint(0, N, (5, 4))
+    assert torch.equal(loaded(idx), layer(idx))
+    assert torch.equal(loaded.all(), layer.all())
+
+
+def test_file_smaller_than_fp32_table(tmp_path: Path) -> None:
+    rows, dim, K, Dn, dp = 5000, 64, 16, 8, 16
+    layer = make(rows=rows, dim=dim, K=K, D=Dn, code_dim=dp).eval()
+    path = tmp_path / "codes.safetensors"
+    save_compact(export_kd(layer), path)
+    size = path.stat().st_size
+    packed = math.ceil(rows * Dn * 4 / 8)  # 4 bits per code
+    floats = 4 * (Dn * K * dp + dp * dim + dim)
+    assert packed + floats <= size <= packed + floats + 4096  # + header and metadata
+    assert size * 10 < rows * dim * 4  # fp32 table: 1.28 MB
+
+
+# -- fast path and errors -----------------------------------------------------------------
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_fast_linear_equals_forward(reduce: str, shared: bool) -> None:
+    layer = make(K=16, reduce=reduce, shared_codebook=shared).eval()
+    compact = export_kd(layer)
+    idx = torch.randint(0, N, (6, 9))
+    exact = compact(idx)
+    assert compact.fast_linear() is compact
+    fast = compact(idx)
+    assert fast.shape == exact.shape
+    assert float((fast - exact).abs().max()) <= 1e-5
+    assert float((compact.all() - layer.all().detach()).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("composition", ["mlp", "lstm"])
+def test_fast_linear_rejects_nonlinear(composition: str) -> None:
+    compact = export_kd(make(composition=composition).eval())
+    with pytest.raises(UserError, match="linear"):
+        compact.fast_linear()
+
+
+def test_load_compact_rejects_other_files(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no such file"):
+        load_compact(tmp_path / "missing.safetensors")
+    other = tmp_path / "table.safetensors"
+    save_file({"weight": torch.zeros(3, 2)}, str(other), metadata={"format": "pt"})
+    with pytest.raises(UserError, match="not an embedlab KD-code file"):
+        load_compact(other)
+    bare = tmp_path / "bare.safetensors"
+    save_file({"weight": torch.zeros(3, 2)}, str(bare))
+    with pytest.raises(UserError, match="not an embedlab KD-code file"):
+        load_compact(bare)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01 this is not safetensors")
+    with pytest.raises(UserError):
+        load_compact(garbage)
