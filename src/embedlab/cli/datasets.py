@@ -10,6 +10,7 @@ from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.ratings import CUSTOM_FILES, RatingDataset, load_ratings
 from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.resolve import resolve_dataset_dir
+from embedlab.datasets.tokens import load_corpus
 
 app = typer.Typer(help="List registered datasets and show their statistics.", no_args_is_help=True)
 
@@ -40,6 +41,10 @@ def info(
         lines = _ratings_lines(load_ratings(name, protocol=protocol))
     elif kind == "kg":
         lines = _kg_lines(load_kg(name))
+    elif kind == "tokens":
+        corpus = load_corpus(name)
+        lines = [f"  vocabulary: {corpus.vocab_size:,} words (<eos> included)"]
+        lines += [f"  {split:5s}: {len(ids):,} tokens" for split, ids in corpus.splits.items()]
     else:  # side information for another dataset: where its files are
         files = ", ".join(spec.files) if spec is not None else ""
         lines = [f"  {kind} data: {files} in {resolve_dataset_dir(name)}"]

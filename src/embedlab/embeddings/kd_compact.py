@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -61,7 +62,7 @@ class CompactKdEmbedding(nn.Module):
     ``forward`` gathers the D code vectors and composes them with the trained composition module:
     the same operations as the trained layer's evaluation mode, hence the same bits.
     :meth:`fast_linear` precomputes, for a linear composition, the projected per-position tables
-    ``(D*K, d)`` so that a lookup is D row gathers and a sum (equal up to float rounding).
+    ``(D*K, d)`` so that a lookup is one ``embedding_bag`` sum of D rows (equal up to float rounding).
     """
 
     codes: torch.Tensor
@@ -113,10 +114,9 @@ class CompactKdEmbedding(nn.Module):
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         flat = indices.reshape(-1)
         if self.projected is not None and self.projected_bias is not None:
-            codes = self.codes[flat].long() + self.offsets  # (B, D)
-            rows = self.projected.index_select(0, codes.reshape(-1))
-            bias = self.projected_bias
-            out = rows.view(-1, self.kd.D, self.dim).sum(1) + bias
+            codes = self.codes[flat].long() + self.offsets  # (B, D) rows of the (D*K, d) table
+            summed = F.embedding_bag(codes, self.projected, mode="sum")  # (B, d)
+            out = summed + self.projected_bias
         else:  # composed once per unique row, as KdEmbedding.lookup: the same bits
             unique, inverse = torch.unique(flat, return_inverse=True)
             out = self.compose(self.code_vectors(unique))[inverse]  # (numel(S), d)

@@ -9,7 +9,7 @@ import pytest
 from embedlab.config import build_typed_config
 from embedlab.lm.config import LmConfig
 from embedlab.lm.run import train_lm
-from tests.test_lm_run import write_tiny_corpus
+from tests.lm.test_lm_run import write_tiny_corpus
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "lm").rglob("*.yaml"))
 
