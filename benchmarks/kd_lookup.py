@@ -6,7 +6,8 @@ composition), a batch of uniformly random indices is looked up by
 
 * ``nn.Embedding(N, d)`` (the fp32 table),
 * ``CompactKdEmbedding`` on its exact path (gather the D code vectors of each unique row, compose),
-* ``CompactKdEmbedding.fast_linear()`` (D gathers of precomputed ``(D*K, d)`` projected rows).
+* ``CompactKdEmbedding.fast_linear()`` (one ``embedding_bag`` sum over D rows of precomputed
+  ``(D*K, d)`` projected tables).
 
 Throughput is indices per second: each measurement times ``calls`` lookups (``calls`` chosen at
 warm-up so that one measurement lasts about ``--min-time`` seconds), the three variants
