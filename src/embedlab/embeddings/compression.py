@@ -62,16 +62,21 @@ def kd_table_bits(*, num_rows: int, dim: int, config: KdConfig) -> dict[str, flo
     }
 
 
-def compression_report(model: nn.Module) -> dict[str, Any] | None:
+def compression_report(
+    model: nn.Module, distilled: dict[str, float] | None = None
+) -> dict[str, Any] | None:
     """Compression of every KD table of ``model`` and of the model as a whole; ``None`` when the
     model has no KD table. Keys: ``ratio``, ``embedding_params_full``, ``embedding_bits_full``,
     ``embedding_bits_compressed``, ``model_bits_full``, ``model_bits_compressed``,
-    ``model_ratio``, ``tables`` (per table, see :func:`kd_table_bits`), ``definition``."""
+    ``model_ratio``, ``tables`` (per table, see :func:`kd_table_bits`, plus
+    ``distill_relative_error`` for the tables in ``distilled``), ``definition``."""
     tables: dict[str, dict[str, float]] = {}
     skip: set[str] = set()
     for name, module in model.named_modules():
         if isinstance(module, KdEmbedding):
             tables[name] = kd_table_bits(num_rows=module.num_rows, dim=module.dim, config=module.kd)
+            if distilled and name in distilled:
+                tables[name]["distill_relative_error"] = distilled[name]
             skip.update(f"{name}.{p}" for p, _ in module.named_parameters())
     if not tables:
         return None

@@ -24,8 +24,8 @@ from torch import nn
 from embedlab.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
-from embedlab.embeddings.kd_compose import build_composition
-from embedlab.embeddings.template import EmbeddingLayer
+from embedlab.embeddings.kd_compose import build_composition, gather_code_vectors
+from embedlab.embeddings.template import EmbeddingLayer, weighted_lp
 from embedlab.errors import UserError
 
 
@@ -139,12 +139,6 @@ class KdEmbedding(EmbeddingLayer):
         """``(D, K, d')`` (a shared codebook is expanded, not copied)."""
         return self.codebook.expand(self.kd.D, -1, -1)
 
-    def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
-        """Hard lookup ``W^j[c^j]``: ``codes (B, D)`` -> ``(B, D, d')``."""
-        book = self._codebook()
-        positions = torch.arange(self.kd.D, device=codes.device)
-        return book[positions, codes]  # (B, D, d')
-
     def compose_codes(self, rows: torch.Tensor, *, relax: bool | None = None) -> torch.Tensor:
         """The KD rows ``v`` of ``rows: (B,)`` -> ``(B, d)`` (no online-guidance gradient path).
 
@@ -159,7 +153,7 @@ class KdEmbedding(EmbeddingLayer):
         else:
             with torch.no_grad():
                 codes = self.code_logits(rows).argmax(-1)  # (B, D)
-            vectors = self.code_vectors(codes)
+            vectors = gather_code_vectors(self.codebook, codes)  # (B, D, d')
         return self.compose(vectors)
 
     def compose_rows(self, rows: torch.Tensor) -> torch.Tensor:
@@ -228,9 +222,7 @@ class KdEmbedding(EmbeddingLayer):
             if target is not None and kd.distill_weight > 0:
                 total = total + kd.distill_weight * (composed - target).pow(2).sum(1).mean()
             if lp:
-                p = 3 if reg.kind == "n3" else reg.p
-                weighted = composed.abs().pow(p) * counts.unsqueeze(1)
-                total = total + reg.weight / p * weighted.sum() / indices.numel()
+                total = total + weighted_lp(composed, counts, indices.numel(), reg)
         return total
 
     def training_only_parameters(self) -> list[str]:

@@ -19,7 +19,12 @@ from torch import nn
 
 from embedlab.config import KdConfig
 from embedlab.embeddings.kd import KdEmbedding
-from embedlab.embeddings.kd_compose import LinearComposition, build_composition
+from embedlab.embeddings.kd_compose import (
+    Composition,
+    LinearComposition,
+    build_composition,
+    gather_code_vectors,
+)
 from embedlab.errors import UserError
 
 FORMAT = "embedlab-kd-codes/1"
@@ -67,17 +72,16 @@ class CompactKdEmbedding(nn.Module):
 
     codes: torch.Tensor
     offsets: torch.Tensor
-    compose: nn.Module
 
     def __init__(
-        self, *, codes: torch.Tensor, codebook: torch.Tensor, compose: nn.Module, config: KdConfig
+        self, *, codes: torch.Tensor, codebook: torch.Tensor, compose: Composition, config: KdConfig
     ) -> None:
         super().__init__()
         self.kd = config
         self.register_buffer("codes", codes.to(_storage_dtype(config.K)))
         self.codebook = nn.Parameter(codebook, requires_grad=False)
         self.compose = compose.requires_grad_(False)
-        self.dim = _output_dim(compose)
+        self.dim = compose.dim
         self.register_buffer("offsets", torch.arange(config.D) * config.K, persistent=False)
         self.projected: torch.Tensor | None = None
         self.projected_bias: torch.Tensor | None = None
@@ -85,13 +89,6 @@ class CompactKdEmbedding(nn.Module):
     @property
     def num_rows(self) -> int:
         return int(self.codes.shape[0])
-
-    def code_vectors(self, rows: torch.Tensor) -> torch.Tensor:
-        """``rows (B,)`` -> ``(B, D, d')``."""
-        codes = self.codes[rows].long()  # (B, D)
-        book = self.codebook.expand(self.kd.D, -1, -1)
-        positions = torch.arange(self.kd.D, device=codes.device)
-        return book[positions, codes]
 
     def fast_linear(self) -> CompactKdEmbedding:
         """Precompute ``(D*K, d)`` projected code tables (linear composition only); afterwards
@@ -119,18 +116,13 @@ class CompactKdEmbedding(nn.Module):
             out = summed + self.projected_bias
         else:  # composed once per unique row, as KdEmbedding.lookup: the same bits
             unique, inverse = torch.unique(flat, return_inverse=True)
-            out = self.compose(self.code_vectors(unique))[inverse]  # (numel(S), d)
+            vectors = gather_code_vectors(self.codebook, self.codes[unique])  # (U, D, d')
+            out = self.compose(vectors)[inverse]  # (numel(S), d)
         return out.view(*indices.shape, self.dim)
 
     def all(self) -> torch.Tensor:
         """Every row ``(N, d)``."""
         return self(torch.arange(self.num_rows, device=self.codes.device))
-
-
-def _output_dim(compose: nn.Module) -> int:
-    last = compose.out if hasattr(compose, "out") else compose.proj
-    assert isinstance(last, nn.Linear)
-    return last.out_features
 
 
 def export_kd(layer: KdEmbedding) -> CompactKdEmbedding:

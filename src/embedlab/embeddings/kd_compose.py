@@ -14,32 +14,45 @@ from torch import nn
 from embedlab.config import KdConfig
 
 
+def gather_code_vectors(codebook: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Hard lookup ``W^j[c^j]``: ``codebook (D or 1, K, d')`` (a shared one is expanded, not
+    copied), ``codes (B, D)`` integer -> ``(B, D, d')``."""
+    D = codes.shape[1]
+    book = codebook.expand(D, -1, -1)
+    positions = torch.arange(D, device=codes.device)
+    return book[positions, codes.long()]
+
+
+def _pool(codes: torch.Tensor, reduce: str) -> torch.Tensor:
+    """``(B, D, d') -> (B, d')``: sum or mean over the D positions."""
+    return codes.sum(1) if reduce == "sum" else codes.mean(1)
+
+
 class LinearComposition(nn.Module):
     """``v = P (sum_j e_j) + b`` (or the mean over j): ``(B, D, d') -> (B, d)``."""
 
-    def __init__(self, *, code_dim: int, dim: int, reduce: str) -> None:
+    def __init__(self, *, config: KdConfig, dim: int) -> None:
         super().__init__()
-        self.reduce = reduce
-        self.proj = nn.Linear(code_dim, dim)
-
-    def pooled(self, codes: torch.Tensor) -> torch.Tensor:
-        """``(B, D, d') -> (B, d')``: sum or mean over the D positions."""
-        return codes.sum(1) if self.reduce == "sum" else codes.mean(1)
+        self.dim, self.reduce = dim, config.reduce
+        self.proj = nn.Linear(config.code_dim, dim)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.pooled(codes))
+        return self.proj(_pool(codes, self.reduce))
 
 
-class MlpComposition(LinearComposition):
-    """``v = P2 tanh(P1 pool(e) + b1) + b2``: ``(B, D, d') -> (B, d)``, hidden width h."""
+class MlpComposition(nn.Module):
+    """``v = P2 tanh(P1 pool(e) + b1) + b2``: ``(B, D, d') -> (B, d)``, hidden width h
+    (``config.hidden``, default d)."""
 
-    def __init__(self, *, code_dim: int, dim: int, reduce: str, hidden: int) -> None:
-        super().__init__(code_dim=code_dim, dim=dim, reduce=reduce)
-        self.proj = nn.Linear(code_dim, hidden)
+    def __init__(self, *, config: KdConfig, dim: int) -> None:
+        super().__init__()
+        hidden = config.hidden or dim
+        self.dim, self.reduce = dim, config.reduce
+        self.proj = nn.Linear(config.code_dim, hidden)
         self.out = nn.Linear(hidden, dim)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.tanh(self.proj(self.pooled(codes))))
+        return self.out(torch.tanh(self.proj(_pool(codes, self.reduce))))
 
 
 class LstmComposition(nn.Module):
@@ -50,29 +63,29 @@ class LstmComposition(nn.Module):
     the input by a learned ``(4d', d')`` matrix, which contains that form (identity blocks).
     """
 
-    def __init__(self, *, code_dim: int, dim: int) -> None:
+    def __init__(self, *, config: KdConfig, dim: int) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(code_dim, code_dim, batch_first=True)
-        self.proj = nn.Linear(code_dim, dim)
+        self.dim = dim
+        self.lstm = nn.LSTM(config.code_dim, config.code_dim, batch_first=True)
+        self.proj = nn.Linear(config.code_dim, dim)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         hidden, _ = self.lstm(codes)  # (B, D, d')
         return self.proj(hidden.mean(1))
 
 
-def build_composition(config: KdConfig, dim: int) -> nn.Module:
-    """The composition named by ``config.composition`` (registry below), output width ``dim``."""
-    if config.composition == "linear":
-        return LinearComposition(code_dim=config.code_dim, dim=dim, reduce=config.reduce)
-    if config.composition == "mlp":
-        hidden = config.hidden or dim
-        return MlpComposition(
-            code_dim=config.code_dim, dim=dim, reduce=config.reduce, hidden=hidden
-        )
-    return LstmComposition(code_dim=config.code_dim, dim=dim)
+Composition = LinearComposition | MlpComposition | LstmComposition
+
+COMPOSITIONS: dict[str, type[Composition]] = {
+    "linear": LinearComposition,
+    "mlp": MlpComposition,
+    "lstm": LstmComposition,
+}
 
 
-COMPOSITIONS = {"linear": LinearComposition, "mlp": MlpComposition, "lstm": LstmComposition}
+def build_composition(config: KdConfig, dim: int) -> Composition:
+    """The composition named by ``config.composition`` (:data:`COMPOSITIONS`), output width d."""
+    return COMPOSITIONS[config.composition](config=config, dim=dim)
 
 
 def composition_parameter_count(config: KdConfig, dim: int) -> int:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.errors import UserError
+from embedlab.training.trace import Trace
 
 
 @torch.no_grad()
@@ -66,3 +68,40 @@ def distill_to_teacher(
         if log is not None:
             log(epoch, total / max(1, steps), error)
     return error
+
+
+def kd_layers(model: nn.Module) -> dict[str, KdEmbedding]:
+    """The KD-code tables of ``model`` by module name (``entities``, ``token_embedding``, ...;
+    a table shared under two names is listed once, as in :func:`compression_report`)."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, KdEmbedding)}
+
+
+def require_teacher_run(pdg: list[str], init_from: str | None) -> None:
+    """Refuse KD tables with ``guidance: pdg`` (named in ``pdg``) when no run to distill from
+    is given.
+
+    Raises:
+        UserError: a pdg table and no ``train.init_from``.
+    """
+    if pdg and not init_from:
+        raise UserError(
+            f"kd.guidance=pdg on {', '.join(pdg)} needs a trained run to distill from: "
+            "--set train.init_from=RUN_DIR"
+        )
+
+
+def distill_stage(model: nn.Module, *, seed: int, trace: Trace) -> dict[str, float]:
+    """The PDG stage of every KD table of ``model`` with ``kd.distill_epochs > 0`` (a fresh run
+    only): :func:`distill_to_teacher` with a generator seeded by ``seed``, one ``distill`` trace
+    event per epoch; returns each table's final relative reconstruction error."""
+    errors: dict[str, float] = {}
+    for name, layer in kd_layers(model).items():
+        if layer.kd.distill_epochs == 0:
+            continue
+
+        def log(epoch: int, loss: float, error: float, table: str = name) -> None:
+            trace.write("distill", table=table, epoch=epoch, loss=loss, relative_error=error)
+
+        generator = torch.Generator().manual_seed(seed)
+        errors[name] = distill_to_teacher(layer, generator=generator, log=log)
+    return errors

@@ -8,7 +8,7 @@ from torch import nn
 from embedlab.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
-from embedlab.embeddings.template import EmbeddingLayer
+from embedlab.embeddings.template import EmbeddingLayer, weighted_lp
 
 
 class EmbeddingTable(EmbeddingLayer):
@@ -64,5 +64,4 @@ class EmbeddingTable(EmbeddingLayer):
         if not reg.weighted:
             return reg.weight / p * self.weight.abs().pow(p).sum()
         unique, counts = torch.unique(indices, return_counts=True)
-        rows = self.weight[unique].abs().pow(p)  # (U, dim)
-        return reg.weight / p * (rows * counts.unsqueeze(1)).sum() / indices.numel()
+        return weighted_lp(self.weight[unique], counts, indices.numel(), reg)  # rows (U, dim)

@@ -10,9 +10,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from embedlab.config import EmbeddingConfig
+from embedlab.config import EmbeddingConfig, RegularizeConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.sse import build_sse
+
+
+def weighted_lp(
+    rows: torch.Tensor, counts: torch.Tensor, num_indices: int, reg: RegularizeConfig
+) -> torch.Tensor:
+    """LibKGE's weighted Lp of a batch: ``weight / p * sum_u count_u |x_u|^p / num_indices``
+    over the unique rows ``rows (U, d)`` with their ``counts (U,)`` (``n3``: p = 3)."""
+    p = 3 if reg.kind == "n3" else reg.p
+    return reg.weight / p * (rows.abs().pow(p) * counts.unsqueeze(1)).sum() / num_indices
 
 
 class EmbeddingLayer(nn.Module):

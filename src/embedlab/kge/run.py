@@ -16,8 +16,7 @@ from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
 from embedlab.embeddings.compression import compression_report
 from embedlab.embeddings.graph import RowGraph
-from embedlab.embeddings.kd import KdEmbedding
-from embedlab.embeddings.kd_distill import distill_to_teacher
+from embedlab.embeddings.kd_distill import distill_stage, kd_layers, require_teacher_run
 from embedlab.errors import UserError
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
@@ -111,7 +110,7 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
             f"--init-from {source}: trained on dataset {src_config.dataset!r}, whose entities or "
             "relations differ from this run's"
         )
-    kd_tables = _kd_tables(model)
+    kd_tables = kd_layers(model)
     for name, layer in kd_tables.items():
         if layer.kd.guidance == "pdg":
             with torch.no_grad():
@@ -131,28 +130,6 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
             f"(dim {src_config.model.dim}) does not fit this run's parameters: {', '.join(bad)}"
         )
     model.load_state_dict({k: state[k] for k in mine}, strict=False)
-
-
-def _kd_tables(model: KgeModel) -> dict[str, KdEmbedding]:
-    """The model's KD-code tables by attribute name (``entities``, ``relations``)."""
-    tables = {"entities": model.entities, "relations": model.relations}
-    return {name: layer for name, layer in tables.items() if isinstance(layer, KdEmbedding)}
-
-
-def _distill(model: KgeModel, config: KgeConfig, loop: Loop) -> dict[str, float]:
-    """PDG distillation stage of every KD table with ``kd.distill_epochs > 0``; returns each
-    table's relative reconstruction error (also written to the trace as ``distill`` events)."""
-    errors: dict[str, float] = {}
-    for name, layer in _kd_tables(model).items():
-        if layer.kd.distill_epochs == 0:
-            continue
-
-        def log(epoch: int, loss: float, error: float, table: str = name) -> None:
-            loop.trace.write("distill", table=table, epoch=epoch, loss=loss, relative_error=error)
-
-        generator = torch.Generator().manual_seed(config.seed)
-        errors[name] = distill_to_teacher(layer, generator=generator, log=log)
-    return errors
 
 
 def evaluate_splits(
@@ -198,19 +175,15 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
     resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
     torch.manual_seed(config.seed)
     model = build_model(config, dataset)
-    pdg = [n for n, t in _kd_tables(model).items() if t.kd.guidance == "pdg"]
-    if pdg and not config.train.init_from:
-        raise UserError(
-            f"kd.guidance=pdg on {', '.join(pdg)} needs a trained run to distill from: "
-            "--set train.init_from=RUN_DIR"
-        )
+    pdg = [n for n, layer in kd_layers(model).items() if layer.kd.guidance == "pdg"]
+    require_teacher_run(pdg, config.train.init_from)
     if config.train.init_from and not resuming:
         init_from_run(model, Path(config.train.init_from), dataset)
     known = known_answers(dataset.all_triples(), dataset.num_relations)
     task = build_task(model=model, dataset=dataset, known=known, config=config)
     paths = RunPaths(run_dir)
     loop = Loop(task=task, config=config.train, eval_every=config.eval.every, paths=paths)
-    distilled = {} if resuming else _distill(model, config, loop)
+    distilled = {} if resuming else distill_stage(model, seed=config.seed, trace=loop.trace)
     state = loop.run(seed=config.seed)
     if checkpoint_exists(paths.best):
         load_checkpoint(paths.best, model=model)
@@ -227,10 +200,8 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
         "stop_reason": state.stop_reason,
         "threads": torch.get_num_threads(),
     }
-    compression = compression_report(model)
+    compression = compression_report(model, distilled)
     if compression is not None:
-        for name, error in distilled.items():
-            compression["tables"][name]["distill_relative_error"] = error
         metrics["compression"] = compression
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     loop.trace.write("test", **metrics["test"])

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
-from embedlab.embeddings import KdEmbedding
+from embedlab.embeddings.kd_distill import require_teacher_run
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
 from embedlab.lm.model import LstmLm
@@ -42,11 +42,7 @@ def build_lm_model(config: LmConfig, corpus: TokenCorpus, *, with_teachers: bool
             ``train.init_from``, or ``init_from`` where no table has ``guidance: pdg``.
     """
     pdg = pdg_tables(config)
-    if pdg and not config.train.init_from:
-        raise UserError(
-            f"kd.guidance=pdg on {', '.join(pdg)} needs a trained LM run to distill from: "
-            "--set train.init_from=RUN_DIR"
-        )
+    require_teacher_run(pdg, config.train.init_from)
     if config.train.init_from and not pdg:
         raise UserError(
             f"train.init_from={config.train.init_from}: no table uses it; an LM run passes its "
@@ -69,12 +65,6 @@ def pdg_tables(config: LmConfig) -> list[str]:
     if not config.model.tie_weights:
         tables["output_embedding"] = config.output_embedding
     return [n for n, t in tables.items() if t.kind == "kd" and t.kd.guidance == "pdg"]
-
-
-def kd_layers(model: LstmLm) -> dict[str, KdEmbedding]:
-    """The model's KD-code layers by attribute name (``token_embedding``, ``output_embedding``)."""
-    layers = {"token_embedding": model.token_embedding, "output_embedding": model.output_embedding}
-    return {n: layer for n, layer in layers.items() if isinstance(layer, KdEmbedding)}
 
 
 def load_run(

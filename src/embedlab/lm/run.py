@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
 from embedlab.embeddings import compression_report, set_training_progress
-from embedlab.embeddings.kd_distill import distill_to_teacher
+from embedlab.embeddings.kd_distill import distill_stage
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig, LmTrainConfig
 from embedlab.lm.data import batchify, detach_state, num_windows, windows
-from embedlab.lm.load import build_lm_model, kd_layers, resolved
+from embedlab.lm.load import build_lm_model, resolved
 from embedlab.lm.model import LstmLm, State
 from embedlab.lm.objective import evaluate_stream, perplexity, window_loss
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
@@ -169,19 +169,8 @@ class _Run:
         self.trace.write("resume", epoch=self.state.epoch, seconds=self.state.seconds)
 
     def distill(self) -> None:
-        """PDG stage of every KD table with ``kd.distill_epochs > 0`` (a fresh run only): fit the
-        codes to the teacher, trace ``distill`` events, keep each table's relative error."""
-        for name, layer in kd_layers(self.model).items():
-            if layer.kd.distill_epochs == 0:
-                continue
-
-            def log(epoch: int, loss: float, error: float, table: str = name) -> None:
-                self.trace.write(
-                    "distill", table=table, epoch=epoch, loss=loss, relative_error=error
-                )
-
-            generator = torch.Generator().manual_seed(self.config.seed)
-            self.distilled[name] = distill_to_teacher(layer, generator=generator, log=log)
+        """PDG stage of every KD table with ``kd.distill_epochs > 0`` (a fresh run only)."""
+        self.distilled = distill_stage(self.model, seed=self.config.seed, trace=self.trace)
 
     def budget_left(self) -> float | None:
         minutes = self.config.train.max_minutes
@@ -268,11 +257,7 @@ class _Run:
             "threads": torch.get_num_threads(),
         }
         metrics["best_epoch"] = state.best_epoch
-        compression = compression_report(model)
-        if compression is not None:
-            for name, error in self.distilled.items():
-                compression["tables"][name]["distill_relative_error"] = error
-        metrics["compression"] = compression
+        metrics["compression"] = compression_report(model, self.distilled)
         metrics["dataset"] = {
             "name": corpus.name,
             "vocab": corpus.vocab_size,
