@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from embedlab.config import build_config
+from embedlab.kge.config import build_config
 from embedlab.kge.run import train_run
 from embedlab.plots import plot_compression_curve
 

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from embedlab.config import KdConfig
+from embedlab.embeddings.config import KdConfig
 from embedlab.embeddings.kd_compact import CompactKdEmbedding, save_compact
 from embedlab.embeddings.kd_compose import build_composition
 

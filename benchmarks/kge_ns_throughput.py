@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from embedlab.config import build_config
 from embedlab.datasets.kg import load_kg
 from embedlab.evaluation.kge_eval import known_answers
+from embedlab.kge.config import build_config
 from embedlab.kge.run import build_model
 from embedlab.kge.task import build_task
 from embedlab.training.optim import build_optimizer
@@ -44,8 +44,8 @@ def embedlab_rate(*, dim_complex: int, negatives: int, batches: int, repeats: in
         "model.name=rotate",
         f"model.dim={2 * dim_complex}",
         "loss.name=sans",
-        "loss.alpha=0.5",
-        "loss.gamma=6.0",
+        "loss.adversarial_temperature=0.5",
+        "loss.margin=6.0",
         "loss.negative_reduction=mean",
         "train.type=negative_sampling",
         f"train.negatives.head={negatives // 2}",

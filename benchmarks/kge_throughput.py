@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from embedlab.config import build_config
 from embedlab.datasets.kg import load_kg
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
+from embedlab.kge.config import build_config
 from embedlab.kge.one_vs_all import OneVsAllTask
 from embedlab.kge.run import build_model
 from embedlab.training.optim import build_optimizer

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from embedlab.config import build_typed_config
+from embedlab.config.io import build_typed_config
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.metrics import rating_metrics
 from embedlab.recsys.run import build_mf_model, load_mf_dataset

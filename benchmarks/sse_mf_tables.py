@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from embedlab.config import build_typed_config
+from embedlab.config.io import build_typed_config
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.run import train_mf
 

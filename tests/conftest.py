@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from embedlab.config import build_config
+from embedlab.kge.config import build_config
 
 
 def write_kg(

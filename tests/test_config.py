@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from embedlab.config import build_config, dump_config
+from embedlab.config.io import dump_config
 from embedlab.errors import UserError
+from embedlab.kge.config import build_config
 
 
 def test_defaults_and_overrides_are_typed() -> None:

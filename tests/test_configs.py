@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from embedlab.config import build_config
+from embedlab.kge.config import build_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "kge").rglob("*.yaml"))
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from embedlab.config import EmbeddingConfig
 from embedlab.embeddings import KdEmbedding
+from embedlab.embeddings.config import EmbeddingConfig
 
 N, DIM, K, D, DP = 9, 5, 4, 3, 6
 TAU = 0.7

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from embedlab.config import EmbeddingConfig
 from embedlab.embeddings import (
     CompactKdEmbedding,
     KdEmbedding,
@@ -21,6 +20,7 @@ from embedlab.embeddings import (
     load_compact,
     save_compact,
 )
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.kd_compact import code_bits, pack_codes, unpack_codes
 from embedlab.errors import UserError
 

@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from embedlab.config import EmbeddingConfig, KdConfig
 from embedlab.embeddings import KdEmbedding, compression_report, export_kd
 from embedlab.embeddings.compression import kd_parameter_count, minimal_code_length
+from embedlab.embeddings.config import EmbeddingConfig, KdConfig
 from embedlab.embeddings.kd_compose import build_composition, composition_parameter_count
 from embedlab.embeddings.lookup import EmbeddingTable
 

@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save_file
 from scipy import stats
 from torch import nn
 
-from embedlab.config import EmbeddingConfig
 from embedlab.embeddings import EMBEDDING_LAYERS, KdEmbedding, build_embedding
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.kd import set_training_progress
 from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.errors import UserError

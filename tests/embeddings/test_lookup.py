@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from embedlab.config import EmbeddingConfig
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.lookup import EmbeddingTable
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import stats
 
-from embedlab.config import EmbeddingConfig, SseConfig
+from embedlab.embeddings.config import EmbeddingConfig, SseConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.embeddings.sse import StochasticSharedEmbedding, build_sse

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from embedlab.config import ModelConfig
+from embedlab.kge.config import ModelConfig
 from embedlab.kge.interactions import (
     INTERACTIONS,
     TailDistanceInteraction,

@@ -91,7 +91,7 @@ def test_export_codes_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_mf_refuses_kd_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from embedlab.config import build_typed_config
+    from embedlab.config.io import build_typed_config
     from embedlab.errors import UserError
     from embedlab.recsys.config import MfConfig
     from embedlab.recsys.run import build_mf_model

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from embedlab.config import build_config
 from embedlab.datasets.kg import load_kg
 from embedlab.errors import UserError
+from embedlab.kge.config import build_config
 from embedlab.kge.run import build_model, train_run
 from tests.conftest import fast_config
 

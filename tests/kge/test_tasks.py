@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from embedlab.config import build_config
 from embedlab.datasets.kg import load_kg
 from embedlab.evaluation.kge_eval import known_answers
+from embedlab.kge.config import build_config
 from embedlab.kge.frequencies import Frequencies
 from embedlab.kge.model import KgeModel
 from embedlab.kge.sampling import NegativeSampler

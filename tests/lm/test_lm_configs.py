@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from embedlab.config import build_typed_config
+from embedlab.config.io import build_typed_config
 from embedlab.lm.config import LmConfig
 from embedlab.lm.run import train_lm
 from tests.lm.test_lm_run import write_tiny_corpus

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from embedlab.cli.main import main
-from embedlab.config import build_typed_config
+from embedlab.config.io import build_typed_config
 from embedlab.errors import UserError
 from embedlab.lm import run as lm_run
 from embedlab.lm.config import LmConfig

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from embedlab.cli.main import main
-from embedlab.config import build_typed_config
+from embedlab.config.io import build_typed_config
 from embedlab.recsys import run as mf_run
 from embedlab.recsys.config import MfConfig
 

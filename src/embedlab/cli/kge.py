@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import typer
 
-from embedlab.config import build_config
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compact import export_kd, save_compact
 from embedlab.errors import UserError
+from embedlab.kge.config import build_config
 from embedlab.kge.run import evaluate_splits, load_run, train_run
 
 app = typer.Typer(help="Knowledge-graph link prediction.", no_args_is_help=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from embedlab.config import build_typed_config
+from embedlab.config.io import build_typed_config
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
 from embedlab.lm.data import batchify

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from embedlab.config import build_typed_config
+from embedlab.config.io import build_typed_config
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.run import train_mf
 

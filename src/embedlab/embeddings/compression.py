@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from embedlab.config import KdConfig
+from embedlab.embeddings.config import KdConfig
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compact import code_bits
 from embedlab.embeddings.kd_compose import composition_parameter_count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from embedlab.config import EmbeddingConfig
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.lookup import EmbeddingTable

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from embedlab.config import InitConfig
+from embedlab.embeddings.config import InitConfig
 
 
 def _normal(w: torch.Tensor, scale: float) -> None:

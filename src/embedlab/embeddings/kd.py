@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embedlab.config import EmbeddingConfig
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
 from embedlab.embeddings.kd_compose import build_composition, gather_code_vectors

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from embedlab.config import KdConfig
+from embedlab.embeddings.config import KdConfig
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compose import (
     Composition,

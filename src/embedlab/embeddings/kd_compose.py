@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from embedlab.config import KdConfig
+from embedlab.embeddings.config import KdConfig
 
 
 def gather_code_vectors(codebook: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from embedlab.config import EmbeddingConfig
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
 from embedlab.embeddings.template import EmbeddingLayer, weighted_lp

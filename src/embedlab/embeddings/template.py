@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from embedlab.config import EmbeddingConfig, RegularizeConfig
+from embedlab.embeddings.config import EmbeddingConfig, RegularizeConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.sse import build_sse
 

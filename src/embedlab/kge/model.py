@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from embedlab.config import KgeConfig
 from embedlab.embeddings.factory import build_embedding
 from embedlab.embeddings.graph import RowGraph
+from embedlab.kge.config import KgeConfig
 from embedlab.kge.interactions import (
     Interaction,
     TailDistanceInteraction,

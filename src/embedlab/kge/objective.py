@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from embedlab.config import LossConfig
+from embedlab.kge.config import LossConfig
 from embedlab.losses import LOSS_FAMILY, ns, ns_freq, sans, sce, sce_bc, sce_ls
 
 
@@ -50,11 +50,17 @@ def apply_loss(config: LossConfig, scores: torch.Tensor, batch: Batch) -> torch.
             pos = batch.positives.to(scores.dtype)
             targets = pos / pos.sum(dim=1, keepdim=True).clamp(min=1.0)
         if name == "sce_ls":
-            return sce_ls(scores, targets, lam=config.lam)
+            return sce_ls(scores, targets, lam=config.label_smoothing)
         return sce(scores, targets)
-    gamma, reduction = config.gamma, config.negative_reduction
+    gamma, reduction = config.margin, config.negative_reduction
     if name == "sans":
-        return sans(scores, batch.positives, alpha=config.alpha, gamma=gamma, reduction=reduction)
+        return sans(
+            scores,
+            batch.positives,
+            alpha=config.adversarial_temperature,
+            gamma=gamma,
+            reduction=reduction,
+        )
     if name == "ns_freq" and batch.noise is not None:
         return ns_freq(scores, batch.positives, noise=batch.noise, gamma=gamma, reduction=reduction)
     if name == "ns_freq" and config.freq_reading == "weighted":

@@ -32,7 +32,7 @@ class OneVsAllTask(KgeTask):
         scorer = self.model.scorer
         if LOSS_FAMILY[loss_cfg.name] == "softmax" and isinstance(scorer, TailLinearInteraction):
             q = scorer.query(self.model.entities(subjects), self.model.relations(relations))
-            lam = loss_cfg.lam if loss_cfg.name == "sce_ls" else 0.0
+            lam = loss_cfg.label_smoothing if loss_cfg.name == "sce_ls" else 0.0
             summed = sce_tail_linear(
                 q, self.model.entities.all(), answers, lam=lam, weights=weights
             )

@@ -11,7 +11,6 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from embedlab.config import KgeConfig
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
 from embedlab.embeddings.compression import compression_report
@@ -20,6 +19,7 @@ from embedlab.embeddings.kd_distill import distill_stage, kd_layers, require_tea
 from embedlab.errors import UserError
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
+from embedlab.kge.config import KgeConfig
 from embedlab.kge.model import KgeModel
 from embedlab.kge.task import build_task
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint

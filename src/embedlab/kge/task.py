@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from embedlab.config import KgeConfig
 from embedlab.datasets.kg import KgDataset
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge
+from embedlab.kge.config import KgeConfig
 from embedlab.kge.frequencies import Frequencies
 from embedlab.kge.model import KgeModel
 

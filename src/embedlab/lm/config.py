@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from embedlab.config import EmbeddingConfig, InitConfig, _Strict
+from embedlab.config.base import StrictModel
+from embedlab.embeddings.config import EmbeddingConfig, table_defaults
+from embedlab.training.config import LoopConfig, LoopEvalConfig, RunConfig
 
-_LM_INIT: dict[str, Any] = {"name": "uniform", "scale": 0.1}
+#: Tables start as U(-0.1, 0.1), as every weight of Zaremba et al.'s model; keys the user sets
+#: are merged over it (``--set token_embedding.sse.kind=se`` keeps this initializer).
+LM_TABLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "token_embedding": {"init": {"name": "uniform", "scale": 0.1}},
+    "output_embedding": {"init": {"name": "uniform", "scale": 0.1}},
+}
 
 
-def _lm_table() -> EmbeddingConfig:
-    """Tables start as U(-0.1, 0.1), as every weight of Zaremba et al.'s model."""
-    return EmbeddingConfig(init=InitConfig.model_validate(_LM_INIT))
-
-
-class LmModelConfig(_Strict):
+class LmModelConfig(StrictModel):
     """``logits = h_t @ E_out.T + b`` over an ``layers``-deep LSTM on the token embeddings.
 
     ``dropout`` is Zaremba et al.'s non-recurrent dropout: on the token embeddings, between LSTM
@@ -38,7 +40,7 @@ class LmModelConfig(_Strict):
     tie_weights: bool = False
 
 
-class LmTrainConfig(_Strict):
+class LmTrainConfig(LoopConfig):
     """Truncated-BPTT SGD (Zaremba et al.).
 
     The loss of a window is the token NLL summed over its time steps and averaged over the batch
@@ -60,40 +62,31 @@ class LmTrainConfig(_Strict):
     )
     decay_after: int = Field(default=4, ge=0, description="epochs at the initial lr")
     clip: float | None = Field(default=5.0, gt=0, description="max global grad norm")
-    max_minutes: float | None = Field(default=None, gt=0, description="wall-clock training budget")
     max_batches: int | None = Field(default=None, gt=0, description="windows per epoch (tests)")
-    num_threads: int | None = Field(default=None, gt=0)
-    checkpoint_every: int = Field(default=1, gt=0, description="epochs between last-checkpoints")
     init_from: str | None = Field(
         default=None, description="LM run directory whose tables are the distillation teachers"
     )
 
 
-class LmEvalConfig(_Strict):
+class LmEvalConfig(LoopEvalConfig):
+    every: int = Field(default=1, gt=0, description="epochs between validations")
     batch_size: int = Field(default=10, gt=0, description="parallel streams of valid/test")
 
 
-class LmConfig(_Strict):
+class LmConfig(RunConfig):
     """The whole LM run config (ARCHITECTURE.md: ``token_embedding`` / ``output_embedding``)."""
 
-    seed: int = 0
     dataset: str = "ptb"
     model: LmModelConfig = Field(default_factory=LmModelConfig)
     train: LmTrainConfig = Field(default_factory=LmTrainConfig)
     eval: LmEvalConfig = Field(default_factory=LmEvalConfig)
-    token_embedding: EmbeddingConfig = Field(default_factory=_lm_table)
-    output_embedding: EmbeddingConfig = Field(default_factory=_lm_table)
+    token_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    output_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
 
-    @field_validator("token_embedding", "output_embedding", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _lm_init_default(cls, value: Any) -> Any:
-        """Keys of ``init`` left out keep the LM default U(-0.1, 0.1), not the generic Xavier
-        default of :class:`EmbeddingConfig` (``--set token_embedding.sse.kind=se`` or
-        ``--set token_embedding.init.scale=0.05`` change nothing else)."""
-        if not isinstance(value, dict):
-            return value
-        init = value.get("init", {})
-        return {**value, "init": {**_LM_INIT, **init}} if isinstance(init, dict) else value
+    def _table_defaults(cls, data: Any) -> Any:
+        return table_defaults(data, LM_TABLE_DEFAULTS)
 
     @model_validator(mode="after")
     def _tied_tables(self) -> Self:
@@ -105,7 +98,8 @@ class LmConfig(_Strict):
                 f"model.tie_weights needs model.embedding_dim ({self.model.embedding_dim}) == "
                 f"model.hidden ({self.model.hidden})"
             )
-        if self.output_embedding not in (_lm_table(), self.token_embedding):
+        default = EmbeddingConfig.model_validate(LM_TABLE_DEFAULTS["output_embedding"])
+        if self.output_embedding not in (default, self.token_embedding):
             raise ValueError(
                 "model.tie_weights: the shared table is configured by token_embedding; leave "
                 "output_embedding at its default"

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from embedlab.config import EmbeddingConfig, InitConfig, _Strict
+from embedlab.config.base import StrictModel
+from embedlab.embeddings.config import EmbeddingConfig, table_defaults
+from embedlab.training.config import LoopConfig, LoopEvalConfig, RunConfig
+
+#: Factor tables start as N(0, 0.1^2), as Surprise's SVD; keys the user sets are merged over it.
+MF_TABLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "user_embedding": {"init": {"name": "normal", "scale": 0.1}},
+    "item_embedding": {"init": {"name": "normal", "scale": 0.1}},
+}
 
 
-def _mf_table() -> EmbeddingConfig:
-    """Factor tables start as N(0, 0.1^2), as Surprise's SVD."""
-    return EmbeddingConfig(init=InitConfig(name="normal", scale=0.1))
-
-
-class MfDataConfig(_Strict):
+class MfDataConfig(StrictModel):
     """Which split of the rating dataset (``embedlab.datasets.ratings.load_ratings``)."""
 
     protocol: str | None = Field(default=None, description="None: the dataset's default split")
@@ -26,14 +29,14 @@ class MfDataConfig(_Strict):
     )
 
 
-class MfModelConfig(_Strict):
+class MfModelConfig(StrictModel):
     """``r_hat(u, i) = mu + b_u + b_i + <p_u, q_i>`` (biases optional)."""
 
     dim: int = Field(default=100, gt=0, description="rank d of the factors")
     biases: bool = True
 
 
-class LaplacianConfig(_Strict):
+class LaplacianConfig(StrictModel):
     """Graph-Laplacian penalties ``lam_u tr(P^T L_u P) + lam_i tr(Q^T L_i Q)`` (GRALS)."""
 
     user: float = Field(default=0.0, ge=0, description="weight lam_u on the user graph")
@@ -43,7 +46,7 @@ class LaplacianConfig(_Strict):
     cg_iterations: int = Field(default=30, gt=0, description="conjugate-gradient steps per solve")
 
 
-class MfTrainConfig(_Strict):
+class MfTrainConfig(LoopConfig):
     """How factors are fitted.
 
     ``sgd``: mini-batch SGD with sparse row updates; ``weight_decay`` is the per-rating L2 weight
@@ -54,29 +57,43 @@ class MfTrainConfig(_Strict):
 
     method: Literal["sgd", "als", "grals"] = "sgd"
     max_epochs: int = Field(default=50, ge=0)
+    checkpoint_every: int = Field(default=5, gt=0, description="epochs between last-checkpoints")
     batch_size: int = Field(default=8192, gt=0, description="sgd: ratings per step")
     lr: float = Field(default=0.01, gt=0, description="sgd learning rate (paper: 0.01)")
     weight_decay: float = Field(default=0.05, ge=0, description="L2 weight λ")
     laplacian: LaplacianConfig = Field(default_factory=LaplacianConfig)
-    early_stopping_patience: int = Field(
-        default=0, ge=0, description="validations without valid-RMSE gain; 0 disables"
-    )
-    num_threads: int | None = Field(default=None, gt=0)
-    checkpoint_every: int = Field(default=5, gt=0, description="epochs between last-checkpoints")
+
+    @model_validator(mode="after")
+    def _fp32_only(self) -> Self:
+        """Factors are updated by hand-written fp32 steps (SGD) or solves (ALS): no autocast."""
+        if self.precision != "fp32":
+            raise ValueError(
+                f"train.precision={self.precision}: MF updates are hand-written fp32 steps; "
+                "use precision fp32"
+            )
+        return self
 
 
-class MfEvalConfig(_Strict):
-    every: int = Field(default=5, gt=0, description="epochs between validations")
+class MfEvalConfig(LoopEvalConfig):
+    """Validation cadence (valid RMSE, when ``data.valid_fraction`` > 0)."""
 
 
-class MfConfig(_Strict):
-    """The whole MF run config (ARCHITECTURE.md: ``user_embedding`` / ``item_embedding`` tables)."""
+class MfConfig(RunConfig):
+    """The whole MF run config (ARCHITECTURE.md: ``user_embedding`` / ``item_embedding`` tables).
 
-    seed: int = 0
+    Table defaults (:data:`MF_TABLE_DEFAULTS`) are merged under the given table keys, so
+    ``item_embedding: {sse: {kind: se}}`` keeps the N(0, 0.1²) initializer.
+    """
+
     dataset: str = "ml-100k"
     data: MfDataConfig = Field(default_factory=MfDataConfig)
     model: MfModelConfig = Field(default_factory=MfModelConfig)
     train: MfTrainConfig = Field(default_factory=MfTrainConfig)
     eval: MfEvalConfig = Field(default_factory=MfEvalConfig)
-    user_embedding: EmbeddingConfig = Field(default_factory=_mf_table)
-    item_embedding: EmbeddingConfig = Field(default_factory=_mf_table)
+    user_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    item_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_defaults(cls, data: Any) -> Any:
+        return table_defaults(data, MF_TABLE_DEFAULTS)

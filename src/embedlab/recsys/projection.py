@@ -16,7 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from embedlab.config import EmbeddingConfig, build_typed_config
+from embedlab.config.io import build_typed_config
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.errors import UserError
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.graphs import item_labels

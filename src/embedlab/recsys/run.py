@@ -12,8 +12,8 @@ from typing import Any, Literal
 import torch
 from tqdm import tqdm
 
-from embedlab.config import EmbeddingConfig
 from embedlab.datasets.ratings import RatingDataset, load_ratings
+from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.errors import UserError
 from embedlab.recsys.als import als_epoch
 from embedlab.recsys.config import MfConfig, MfTrainConfig

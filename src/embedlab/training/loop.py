@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from embedlab.config import TrainConfig
 from embedlab.embeddings.kd import set_training_progress
+from embedlab.kge.config import TrainConfig
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from embedlab.training.optim import build_optimizer, build_scheduler
 from embedlab.training.trace import Trace

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from embedlab.config import TrainConfig
+from embedlab.kge.config import TrainConfig
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,

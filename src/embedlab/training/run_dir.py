@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from embedlab.config import dump_config
+from embedlab.config.io import dump_config
 from embedlab.errors import UserError
 
 

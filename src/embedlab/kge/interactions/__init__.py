@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from embedlab.config import ModelConfig
+from embedlab.kge.config import ModelConfig
 from embedlab.kge.interactions.base import (
     Interaction,
     TailDistanceInteraction,

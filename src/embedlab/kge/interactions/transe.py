@@ -11,7 +11,7 @@ class TransE(nn.Module):
 
     Tail-distance: ``anchor(h, r) = h + r``, ``distance(a, t) = ||a - t||_p``. Scores are
     bounded above by 0 (paper 002, §6.2.2: bounded scoring functions underfit with SCE); NS
-    losses add the margin ``γ`` (``loss.gamma``) as Sun et al. (2019) do.
+    losses add the margin ``γ`` (``loss.margin``) as Sun et al. (2019) do.
     Shapes: ``(..., d)`` broadcastable -> ``(...)``; relation width = ``d``.
     """
 

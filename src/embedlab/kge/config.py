@@ -1,0 +1,104 @@
+"""Typed config of a KGE run (``embedlab kge train``): model, loss, training type, evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from embedlab.config.base import StrictModel
+from embedlab.config.io import build_typed_config
+from embedlab.embeddings.config import EmbeddingConfig
+from embedlab.training.config import LoopConfig, LoopEvalConfig, RunConfig
+
+
+class ModelConfig(StrictModel):
+    """Scoring function and widths (``dim`` counts real numbers, as LibKGE and paper 002)."""
+
+    name: Literal["distmult", "complex", "transe", "rotate", "rescal", "tucker"] = "complex"
+    dim: int = Field(
+        default=128,
+        gt=0,
+        description="real numbers per entity embedding (ComplEx/RotatE: 2x complex)",
+    )
+    p_norm: Literal[1, 2] = Field(default=1, description="TransE: L1 or L2 distance")
+    relation_dim: int | None = Field(
+        default=None, gt=0, description="TuckER: relation width d_r (None: dim)"
+    )
+
+
+class LossConfig(StrictModel):
+    """A loss of paper 002, table 1, with its hyperparameters (each used by its loss only)."""
+
+    name: Literal["sce", "sce_ls", "sce_bc", "ns", "ns_freq", "sans"] = "sce"
+    label_smoothing: float = Field(
+        default=0.3, ge=0, lt=1, description="sce_ls: label smoothing λ (eq. 17)"
+    )
+    adversarial_temperature: float = Field(
+        default=1.0, ge=0, description="sans: self-adversarial temperature α (eq. 14)"
+    )
+    margin: float = Field(
+        default=0.0, description="ns/ns_freq/sans: margin γ added to scores (distance models)"
+    )
+    negative_reduction: Literal["sum", "mean"] = Field(
+        default="sum",
+        description="ns family: sum over negatives (eq. 6, LibKGE) or mean (Sun et al. 2019)",
+    )
+    freq_reading: Literal["sampled", "weighted"] = Field(
+        default="sampled",
+        description="ns_freq: draw negatives from p_n (word2vec) or reweight uniform ones by p_n",
+    )
+    freq_power: float = Field(
+        default=1.0, ge=0, description="ns_freq: p_n ∝ count^β (word2vec uses 0.75)"
+    )
+
+
+class NegativesConfig(StrictModel):
+    """Negative sampling (paper 002, tables 5-6 "Sample sub./obj.")."""
+
+    head: int = Field(default=1, gt=0, description="negatives per triple corrupting the head")
+    tail: int = Field(default=1, gt=0, description="negatives per triple corrupting the tail")
+    filter: bool = Field(
+        default=False, description="resample negatives that are known training triples"
+    )
+
+
+class TrainConfig(LoopConfig):
+    """KGE training: type (LibKGE's training jobs), optimizer, plateau LR decay on valid MRR."""
+
+    type: Literal["1vsAll", "KvsAll", "negative_sampling"] = "1vsAll"
+    negatives: NegativesConfig = Field(default_factory=NegativesConfig)
+    init_from: str | None = Field(
+        default=None, description="run directory whose embeddings initialize this run (table 3)"
+    )
+    batch_size: int = Field(default=512, gt=0)
+    optimizer: Literal["adam", "adagrad"] = "adam"
+    lr: float = Field(default=0.001, gt=0)
+    lr_decay: float = Field(default=0.95, gt=0, le=1, description="ReduceLROnPlateau factor")
+    lr_patience: int = Field(default=5, ge=0, description="validations without MRR gain")
+    early_stopping_patience: int = Field(default=10, ge=0, description="0 disables")
+
+
+class EvalConfig(LoopEvalConfig):
+    batch_size: int | None = Field(default=None, gt=0, description="None: adapt to memory")
+    ties: Literal["realistic", "optimistic", "pessimistic"] = "realistic"
+
+
+class KgeConfig(RunConfig):
+    """A KGE experiment (ARCHITECTURE.md, config contract)."""
+
+    dataset: str = "umls"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    entity_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    relation_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+
+
+def build_config(
+    *, path: Path | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> KgeConfig:
+    """Resolve a :class:`KgeConfig`; see :func:`embedlab.config.io.build_typed_config`."""
+    return build_typed_config(KgeConfig, path=path, overrides=overrides, base=base)
