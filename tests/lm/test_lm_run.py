@@ -18,6 +18,7 @@ from embedlab.errors import UserError
 from embedlab.lm import run as lm_run
 from embedlab.lm.config import LmConfig
 from embedlab.lm.load import load_run
+from embedlab.training.loop import Loop
 
 
 def write_tiny_corpus(folder: Path, *, words: int = 12, seed: int = 0, lines: int = 120) -> Path:
@@ -75,10 +76,11 @@ def test_run_directory_contract_and_learning(corpus: Path, tmp_path: Path) -> No
     events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
     epochs = [e for e in events if e["event"] == "epoch"]
     assert [e["lr"] for e in epochs] == [1, 1, 0.5, 0.25, 0.125, 0.0625]
-    for key in ("train_perplexity", "valid_perplexity", "seconds", "tokens_per_s"):
+    for key in ("train_perplexity", "seconds", "rows_per_s"):
         assert all(key in e for e in epochs), key
-    assert sum(e["event"] == "valid" for e in events) == 6
-    assert events[-2]["event"] == "test" and events[-1]["event"] == "stop"
+    valid = [e for e in events if e["event"] == "valid"]
+    assert len(valid) == 6 and all("perplexity" in e for e in valid)
+    assert events[-2]["event"] == "stop" and events[-1]["event"] == "test"
     # a completed run re-run: nothing retrained, same metrics
     again = lm_run.train_lm(cfg, run_dir, progress=False)
     assert again["test"]["perplexity"] == metrics["test"]["perplexity"]
@@ -99,20 +101,20 @@ def test_interrupted_run_resumes_to_the_same_result(
     whole = lm_run.train_lm(cfg, tmp_path / "whole", progress=False)
 
     calls = {"n": 0}
-    real = lm_run.train_epoch
+    real = Loop._train_epoch
 
-    def dying(*args, **kwargs):
+    def dying(self: Loop, generator: torch.Generator) -> tuple[float, int, int, float]:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt  # killed during epoch 3: checkpoints/last holds epoch 2
-        return real(*args, **kwargs)
+        return real(self, generator)
 
-    monkeypatch.setattr(lm_run, "train_epoch", dying)
+    monkeypatch.setattr(Loop, "_train_epoch", dying)
     with pytest.raises(KeyboardInterrupt):
         lm_run.train_lm(cfg, tmp_path / "cut", progress=False)
     monkeypatch.undo()
     assert (
-        json.loads((tmp_path / "cut/checkpoints/last.json").read_text())["state"]["lm"]["epoch"]
+        json.loads((tmp_path / "cut/checkpoints/last.json").read_text())["state"]["loop"]["epoch"]
         == 2
     )
     resumed = lm_run.train_lm(cfg, tmp_path / "cut", progress=False)
@@ -137,7 +139,7 @@ def test_a_different_config_on_an_existing_run_is_refused(corpus: Path, tmp_path
 def test_max_batches_caps_an_epoch(corpus: Path, tmp_path: Path) -> None:
     cfg = config(corpus, "train.max_epochs=1", "train.max_batches=3")
     metrics = lm_run.train_lm(cfg, tmp_path / "run", progress=False)
-    assert metrics["timing"]["tokens"] == 3 * 4 * 6  # windows x batch x bptt
+    assert metrics["timing"]["rows"] == 3 * 4 * 6  # windows x batch x bptt (tokens)
 
 
 def test_zero_epochs_evaluates_the_initial_model(corpus: Path, tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_time_budget_stops_training_and_still_reports(corpus: Path, tmp_path: Pa
     assert metrics["timing"]["stop_reason"].startswith("time budget")
     assert metrics["timing"]["epochs"] == 1 and metrics["test"]["perplexity"] > 1
     events = [json.loads(line) for line in (tmp_path / "run/trace.jsonl").read_text().splitlines()]
-    assert [e["windows"] for e in events if e["event"] == "epoch"] == [1]
+    assert [e["batches"] for e in events if e["event"] == "epoch"] == [1]
 
 
 PDG = ["token_embedding.kind=kd", "token_embedding.kd.guidance=pdg", "token_embedding.kd.K=4",

@@ -13,6 +13,7 @@ from embedlab.cli.main import main
 from embedlab.config.io import build_typed_config
 from embedlab.recsys import run as mf_run
 from embedlab.recsys.config import MfConfig
+from embedlab.training.loop import Loop
 
 
 def _ratings_dir(tmp_path: Path) -> Path:
@@ -66,15 +67,15 @@ def test_interrupted_run_resumes_to_the_same_metrics(
     whole = mf_run.train_mf(cfg, tmp_path / "whole", progress=False)
 
     epochs = {"n": 0}
-    real = mf_run.sgd_epoch if method == "sgd" else mf_run.als_epoch
+    real = Loop._train_epoch
 
-    def dying(*args, **kwargs):
+    def dying(self: Loop, generator: torch.Generator) -> tuple[float, int, int, float]:
         epochs["n"] += 1
         if epochs["n"] == 8:
             raise KeyboardInterrupt  # killed during epoch 8: last checkpoint holds epoch 6
-        return real(*args, **kwargs)
+        return real(self, generator)
 
-    monkeypatch.setattr(mf_run, "sgd_epoch" if method == "sgd" else "als_epoch", dying)
+    monkeypatch.setattr(Loop, "_train_epoch", dying)
     with pytest.raises(KeyboardInterrupt):
         mf_run.train_mf(cfg, tmp_path / "cut", progress=False)
     monkeypatch.undo()

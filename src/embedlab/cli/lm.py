@@ -56,7 +56,7 @@ def train(
     timing = metrics["timing"]
     typer.echo(
         f"{timing['epochs']} epochs (best {metrics['best_epoch']}), median "
-        f"{timing['epoch_seconds_median']:.1f} s/epoch, {timing['tokens_per_s']:,.0f} tokens/s; "
+        f"{timing['epoch_seconds_median']:.1f} s/epoch, {timing['rows_per_s']:,.0f} tokens/s; "
         f"run directory: {out}"
     )
 

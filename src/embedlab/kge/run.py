@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from pydantic import ValidationError
 
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
+from embedlab.embeddings import set_training_progress
 from embedlab.embeddings.compression import compression_report
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.kd_distill import distill_stage, kd_layers, require_teacher_run
@@ -22,9 +20,10 @@ from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
 from embedlab.kge.config import KgeConfig
 from embedlab.kge.model import KgeModel
 from embedlab.kge.task import build_task
-from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
-from embedlab.training.loop import Loop, RunPaths
-from embedlab.training.run_dir import prepare_run_dir
+from embedlab.training.callbacks import TrainingProgress
+from embedlab.training.device import resolve_device
+from embedlab.training.loop import Loop
+from embedlab.training.run_dir import RunPaths, load_trained, prepare_run_dir, read_run_config
 
 
 def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
@@ -58,34 +57,23 @@ def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
     )
 
 
-def load_run(run_dir: Path) -> tuple[KgeConfig, KgDataset, KgeModel]:
-    """Config, dataset and the best (else last) model of a run directory.
+def load_run(
+    run_dir: Path, *, device: torch.device | str = "cpu"
+) -> tuple[KgeConfig, KgDataset, KgeModel]:
+    """Config, dataset and the best (else last) model of a run directory, in eval mode.
 
     Raises:
-        UserError: not a run directory, or no checkpoint yet.
+        UserError: not a run directory, no checkpoint yet, or one that does not fit the
+            dataset as resolved now.
     """
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
-    try:
-        config = KgeConfig.model_validate(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise UserError(f"{cfg_path} is not a valid embedlab config: {exc}") from None
+    config = read_run_config(run_dir, KgeConfig)
     dataset = load_kg(config.dataset)
-    model = build_model(config, dataset)
-    paths = RunPaths(run_dir)
-    for ckpt in (paths.best, paths.last):
-        if checkpoint_exists(ckpt):
-            try:
-                load_checkpoint(ckpt, model=model)
-            except RuntimeError as exc:  # shapes differ: the dataset changed since training
-                raise UserError(
-                    f"{ckpt}.safetensors does not fit dataset {config.dataset!r} as resolved now "
-                    f"({dataset.num_entities} entities, {dataset.num_relations} relations): {exc}"
-                ) from None
-            break
-    else:
-        raise UserError(f"{run_dir} has no checkpoint yet (train it first)")
+    model = build_model(config, dataset).to(device)
+    fits = (
+        f"dataset {config.dataset!r} ({dataset.num_entities} entities, "
+        f"{dataset.num_relations} relations)"
+    )
+    load_trained(run_dir, model, fits=fits, map_location=device)
     model.eval()
     return config, dataset, model
 
@@ -132,6 +120,26 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
     model.load_state_dict({k: state[k] for k in mine}, strict=False)
 
 
+def evaluate_split(
+    config: KgeConfig, dataset: KgDataset, model: KgeModel, split: str, known: KnownAnswers
+) -> dict[str, Any]:
+    """Filtered metrics of ``model`` on one split (``known``: the filter index)."""
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    metrics = evaluate_kge(
+        model,
+        dataset.splits[split].to(device),
+        known,
+        ties=config.eval.ties,
+        batch_size=config.eval.batch_size,
+    )
+    seconds = time.perf_counter() - start
+    metrics["seconds"] = seconds
+    metrics["queries_per_s"] = metrics["num_queries"] / seconds
+    metrics["unseen_entity_triples"] = dataset.unseen_entity_triples(split)
+    return metrics
+
+
 def evaluate_splits(
     config: KgeConfig,
     dataset: KgDataset,
@@ -141,23 +149,9 @@ def evaluate_splits(
 ) -> dict[str, Any]:
     """Filtered metrics of ``model`` on each split (``known``: the filter index, built if None)."""
     if known is None:
-        known = known_answers(dataset.all_triples(), dataset.num_relations)
-    out: dict[str, Any] = {}
-    for split in splits:
-        start = time.perf_counter()
-        metrics = evaluate_kge(
-            model,
-            dataset.splits[split],
-            known,
-            ties=config.eval.ties,
-            batch_size=config.eval.batch_size,
-        )
-        seconds = time.perf_counter() - start
-        metrics["seconds"] = seconds
-        metrics["queries_per_s"] = metrics["num_queries"] / seconds
-        metrics["unseen_entity_triples"] = dataset.unseen_entity_triples(split)
-        out[split] = metrics
-    return out
+        device = next(model.parameters()).device
+        known = known_answers(dataset.all_triples().to(device), dataset.num_relations)
+    return {split: evaluate_split(config, dataset, model, split, known) for split in splits}
 
 
 def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> dict[str, Any]:
@@ -169,6 +163,7 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
     start = time.perf_counter()
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
+    device = resolve_device(config.device)
     if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
         config = config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
     dataset = load_kg(config.dataset)
@@ -179,30 +174,23 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
     require_teacher_run(pdg, config.train.init_from)
     if config.train.init_from and not resuming:
         init_from_run(model, Path(config.train.init_from), dataset)
-    known = known_answers(dataset.all_triples(), dataset.num_relations)
+    model.to(device)
+    known = known_answers(dataset.all_triples().to(device), dataset.num_relations)
     task = build_task(model=model, dataset=dataset, known=known, config=config)
-    paths = RunPaths(run_dir)
-    loop = Loop(task=task, config=config.train, eval_every=config.eval.every, paths=paths)
+    loop = Loop(
+        task=task,
+        config=config.train,
+        eval_every=config.eval.every,
+        paths=RunPaths(run_dir),
+        device=device,
+        callbacks=[TrainingProgress(set_training_progress)],
+    )
     distilled = {} if resuming else distill_stage(model, seed=config.seed, trace=loop.trace)
-    state = loop.run(seed=config.seed)
-    if checkpoint_exists(paths.best):
-        load_checkpoint(paths.best, model=model)
-    model.eval()
-    metrics = evaluate_splits(config, dataset, model, ("valid", "test"), known)
-    metrics["timing"] = {
-        "train_seconds": state.train_seconds,
-        "train_and_valid_seconds": state.seconds,
-        "wall_seconds_this_process": time.perf_counter() - start,
-        "epochs": state.epoch,
-        "best_epoch": state.best_epoch,
-        "rows": state.rows,
-        "rows_per_s": state.rows / state.train_seconds if state.train_seconds else 0.0,
-        "stop_reason": state.stop_reason,
-        "threads": torch.get_num_threads(),
-    }
+    loop.run(seed=config.seed)
     compression = compression_report(model, distilled)
-    if compression is not None:
-        metrics["compression"] = compression
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    loop.trace.write("test", **metrics["test"])
-    return metrics
+    return loop.finish(
+        evaluate=lambda split: evaluate_split(config, dataset, model, split, known),
+        splits=("valid", "test"),
+        extra={"compression": compression} if compression is not None else {},
+        wall_start=start,
+    )

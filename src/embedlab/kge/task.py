@@ -19,18 +19,26 @@ from embedlab.evaluation.kge_eval import evaluate_kge
 from embedlab.kge.config import KgeConfig
 from embedlab.kge.frequencies import Frequencies
 from embedlab.kge.model import KgeModel
+from embedlab.training.loop import Mode, Step
+from embedlab.training.optim import build_optimizer, build_plateau_scheduler
 
 
 class KgeTask:
-    """Shared part of the training types: batches of training triples and validation."""
+    """Shared part of the training types: batches of training triples and validation.
+
+    Implements the loop's :class:`~embedlab.training.loop.Task`: model selection on valid MRR
+    (mode max), Adam/Adagrad and ReduceLROnPlateau from ``train.*``; a training type implements
+    :meth:`loss` only.
+    """
 
     metric = "mrr"
+    mode: Mode = "max"
 
     def __init__(
         self, *, model: KgeModel, dataset: KgDataset, known: KnownAnswers, config: KgeConfig
     ) -> None:
         self.model, self.dataset, self.known, self.config = model, dataset, known, config
-        self.train_triples = dataset.splits["train"]
+        self.train_triples = dataset.splits["train"].to(self.device)  # (T, 3), on the device
         self.frequencies = Frequencies(
             train=self.train_triples,
             num_entities=dataset.num_entities,
@@ -49,16 +57,40 @@ class KgeTask:
 
     def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(self.train_triples), generator=generator)
+        order = order.to(self.train_triples.device)
         for idx in order.split(self.config.train.batch_size):
             yield self.train_triples[idx]  # (B, 3)
 
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        train = self.config.train
+        return build_optimizer(self.model.parameters(), name=train.optimizer, lr=train.lr)
+
+    def build_scheduler(
+        self, optimizer: torch.optim.Optimizer | None
+    ) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+        train = self.config.train
+        assert optimizer is not None
+        return build_plateau_scheduler(
+            optimizer, factor=train.lr_decay, patience=train.lr_patience, mode=self.mode
+        )
+
+    def train_step(self, batch: torch.Tensor) -> Step:
+        """``batch: (B, 3)`` training triples -> the training type's loss (:meth:`loss`)."""
+        loss, rows = self.loss(batch.to(self.device))
+        return Step(loss=loss, rows=rows)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The batch loss (divided by the number of triples) and the number of rows it scored."""
         raise NotImplementedError
 
     def validate(self) -> dict[str, Any]:
         return evaluate_kge(
             self.model,
-            self.dataset.splits["valid"],
+            self.dataset.splits["valid"].to(self.device),
             self.known,
             ties=self.config.eval.ties,
             batch_size=self.config.eval.batch_size,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
-from pydantic import ValidationError
 
 from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
@@ -14,8 +12,7 @@ from embedlab.embeddings.kd_distill import require_teacher_run
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
 from embedlab.lm.model import LstmLm
-from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
-from embedlab.training.loop import RunPaths
+from embedlab.training.run_dir import load_trained, read_run_config
 
 
 def resolved(config: LmConfig) -> LmConfig:
@@ -80,29 +77,11 @@ def load_run(
         UserError: not an LM run directory, no checkpoint yet, or a checkpoint that does not fit
             the corpus as resolved now.
     """
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
-    try:
-        config = LmConfig.model_validate(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise UserError(f"{cfg_path} is not a valid LM run config: {exc}") from None
+    config = read_run_config(run_dir, LmConfig)
     if corpus is None or corpus.name != config.dataset:
         corpus = load_corpus(config.dataset)
     model = build_lm_model(config, corpus, with_teachers=False)  # teachers: in the checkpoint
-    paths = RunPaths(run_dir)
-    for ckpt in (paths.best, paths.last):
-        if checkpoint_exists(ckpt):
-            try:
-                load_checkpoint(ckpt, model=model)
-            except (RuntimeError, KeyError) as exc:
-                raise UserError(
-                    f"{ckpt}.safetensors does not fit dataset {config.dataset!r} as resolved now "
-                    f"({corpus.vocab_size} words): {exc}"
-                ) from None
-            break
-    else:
-        raise UserError(f"{run_dir} has no checkpoint yet (train it first)")
+    load_trained(run_dir, model, fits=f"dataset {config.dataset!r} ({corpus.vocab_size} words)")
     model.eval()
     return config, corpus, model
 

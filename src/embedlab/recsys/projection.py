@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
-from embedlab.config.io import build_typed_config
 from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.errors import UserError
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.graphs import item_labels
-from embedlab.recsys.run import load_mf_dataset
+from embedlab.recsys.run import load_mf_dataset, load_run
 
 Table = Literal["user", "item"]
-_TENSOR = {"user": "model.users.weight", "item": "model.items.weight"}
 
 
 def pca_3d(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,61 +57,24 @@ def pca_3d(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return points.float(), explained.float()
 
 
-def load_run_config(run_dir: Path) -> MfConfig:
-    """The :class:`MfConfig` saved in ``run_dir/config.yaml``.
-
-    Raises:
-        UserError: not a directory, no ``config.yaml`` (not a run directory), or a config that is
-            not an MF config (e.g. a KGE run).
-    """
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory")
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
-    try:
-        return build_typed_config(MfConfig, path=path)
-    except UserError as exc:
-        raise UserError(f"{run_dir} is not an MF run directory: {exc}") from None
-
-
-def checkpoint_path(run_dir: Path) -> Path:
-    """``checkpoints/best.safetensors`` where present, else ``checkpoints/last.safetensors``.
-
-    Raises:
-        UserError: neither exists.
-    """
-    folder = run_dir / "checkpoints"
-    for name in ("best", "last"):
-        path = folder / f"{name}.safetensors"
-        if path.is_file():
-            return path
-    raise UserError(f"{run_dir} has no checkpoint (checkpoints/best or last.safetensors)")
-
-
 def load_table(run_dir: Path, table: Table) -> tuple[torch.Tensor, MfConfig]:
-    """The trained ``table`` of an MF run and its config.
+    """The trained ``table`` of an MF run (best, else last checkpoint) and its config.
 
     Returns:
         ``weights (N, d)`` float32 (``N`` = users or items of the run's dataset, in its row
         order) and the run's :class:`MfConfig`.
 
     Raises:
-        UserError: unknown table, not an MF run directory, missing or unreadable checkpoint, or a
-            checkpoint without that table.
+        UserError: unknown table, not an MF run directory, no checkpoint, or a checkpoint that
+            does not fit the run's dataset.
     """
-    if table not in _TENSOR:
+    if table not in ("user", "item"):
         raise UserError(f"unknown table {table!r}; choose user or item")
-    config = load_run_config(run_dir)
-    path = checkpoint_path(run_dir)
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
-    weights = tensors.get(_TENSOR[table])
-    if weights is None or weights.dim() != 2:
-        raise UserError(f"{path} holds no {table} table ({_TENSOR[table]}, a 2-D tensor)")
-    return weights.float(), config
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory")
+    config, _, model = load_run(run_dir)
+    layer = model.users if table == "user" else model.items
+    return layer.weight.detach().float(), config
 
 
 def table_labels(config: MfConfig, table: Table) -> tuple[torch.Tensor, list[str]]:

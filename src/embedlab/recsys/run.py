@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import statistics
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from tqdm import tqdm
 
 from embedlab.datasets.ratings import RatingDataset, load_ratings
 from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.errors import UserError
-from embedlab.recsys.als import als_epoch
-from embedlab.recsys.config import MfConfig, MfTrainConfig
+from embedlab.recsys.config import MfConfig
 from embedlab.recsys.graphs import build_graph
-from embedlab.recsys.metrics import rating_metrics
 from embedlab.recsys.model import MatrixFactorization
-from embedlab.recsys.sgd import sgd_epoch
-from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-from embedlab.training.loop import RunPaths, rng_state
-from embedlab.training.run_dir import prepare_run_dir
-from embedlab.training.trace import Trace
-
-
-@dataclass
-class MfState:
-    """What a resumed MF run continues from (stored in the checkpoint's JSON state)."""
-
-    epoch: int = 0
-    best_rmse: float | None = None
-    best_epoch: int = 0
-    bad_validations: int = 0
-    stopped: bool = False  # early stopping ended the run: a re-run only re-evaluates
-    epoch_seconds: list[float] = field(default_factory=list)
+from embedlab.recsys.task import MfTask
+from embedlab.training.device import resolve_device
+from embedlab.training.loop import Loop
+from embedlab.training.run_dir import RunPaths, load_trained, prepare_run_dir, read_run_config
 
 
 def load_mf_dataset(config: MfConfig) -> RatingDataset:
@@ -97,7 +78,7 @@ def build_mf_model(config: MfConfig, dataset: RatingDataset) -> MatrixFactorizat
 
 
 def _laplacians(
-    config: MfConfig, dataset: RatingDataset
+    config: MfConfig, dataset: RatingDataset, device: torch.device
 ) -> tuple[tuple[torch.Tensor, float] | None, tuple[torch.Tensor, float] | None]:
     """``(L_U, λ_U)`` and ``(L_I, λ_I)`` for GRALS (``None`` where the weight is 0).
 
@@ -108,27 +89,16 @@ def _laplacians(
     if (lap.user or lap.item) and config.train.method != "grals":
         raise UserError("train.laplacian weights need train.method=grals")
     user = (
-        (build_graph(dataset, table="user", source=lap.user_graph).laplacian(), lap.user)
+        (build_graph(dataset, table="user", source=lap.user_graph).laplacian().to(device), lap.user)
         if lap.user
         else None
     )
     item = (
-        (build_graph(dataset, table="item", source=lap.item_graph).laplacian(), lap.item)
+        (build_graph(dataset, table="item", source=lap.item_graph).laplacian().to(device), lap.item)
         if lap.item
         else None
     )
     return user, item
-
-
-def _evaluate(model: MatrixFactorization, dataset: RatingDataset, split: str) -> dict[str, float]:
-    part = dataset.splits[split]
-    return rating_metrics(
-        model,
-        users=part.users,
-        items=part.items,
-        ratings=part.ratings,
-        scale=dataset.rating_scale,
-    )
 
 
 def train_mf(
@@ -136,127 +106,59 @@ def train_mf(
 ) -> dict[str, Any]:
     """Train (or resume) an MF run in ``run_dir`` and write ``metrics.json``; returns the metrics.
 
-    Each epoch is one pass of ``train.method``. Every ``eval.every`` epochs the trace records
-    valid (when ``data.valid_fraction > 0``) and test RMSE/MAE; with a valid split, the best
-    valid-RMSE epoch is checkpointed as ``best`` and reported, and early stopping may end the run.
-    ``metrics.json``: ``{"valid", "test", "timing": {"epoch_seconds_median", "train_seconds",
-    "epochs"}, "best_epoch", "dataset": {...}}``.
+    Each epoch is one pass of ``train.method`` on the one loop (:class:`MfTask`). Every
+    ``eval.every`` epochs the trace's ``valid`` event records valid (when
+    ``data.valid_fraction > 0``) and test RMSE/MAE; with a valid split, the best valid-RMSE
+    epoch is checkpointed as ``best`` and reported, and early stopping may end the run.
+    ``metrics.json``: ``{"valid", "test", "best_epoch", "timing", "dataset"}``.
 
     Raises:
         UserError: bad config/run directory combinations (see :func:`prepare_run_dir`).
     """
+    start = time.perf_counter()
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
+    device = resolve_device(config.device)
     dataset = load_mf_dataset(config)
     torch.manual_seed(config.seed)  # before the tables are initialized
-    model = build_mf_model(config, dataset)
-    user_lap, item_lap = _laplacians(config, dataset)
+    model = build_mf_model(config, dataset).to(device)
+    user_lap, item_lap = _laplacians(config, dataset, device)
     # only a config that builds is written to the run directory
-    resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
-    paths = RunPaths(run_dir)
-    trace = Trace(paths.trace)
-    generator = torch.Generator().manual_seed(config.seed)
-    state = MfState()
-    if resuming and checkpoint_exists(paths.last):
-        try:
-            rng, saved = load_checkpoint(paths.last, model=model)
-            state = MfState(**saved["mf"])
-        except (RuntimeError, TypeError, KeyError) as exc:
-            raise UserError(
-                f"{paths.last}.safetensors cannot be resumed with dataset {config.dataset!r} as "
-                f"resolved now ({type(exc).__name__}); use --overwrite or another --out"
-            ) from None
-        torch.set_rng_state(rng["torch"])
-        generator.set_state(rng["shuffle"])
-        trace.write("resume", epoch=state.epoch)
-    train, tc = dataset.splits["train"], config.train
-    has_valid = "valid" in dataset.splits
-    bar = tqdm(total=tc.max_epochs, initial=state.epoch, disable=not progress, unit="epoch")
-    while state.epoch < tc.max_epochs and not state.stopped:
-        start = time.perf_counter()
-        if tc.method == "sgd":
-            loss = sgd_epoch(
-                model,
-                users=train.users,
-                items=train.items,
-                ratings=train.ratings,
-                lr=tc.lr,
-                weight_decay=tc.weight_decay,
-                batch_size=tc.batch_size,
-                generator=generator,
-            )
-        else:
-            loss = als_epoch(
-                model,
-                users=train.users,
-                items=train.items,
-                ratings=train.ratings,
-                weight_decay=tc.weight_decay,
-                user_laplacian=user_lap,
-                item_laplacian=item_lap,
-                cg_iterations=tc.laplacian.cg_iterations,
-            )
-        seconds = time.perf_counter() - start
-        state.epoch += 1
-        state.epoch_seconds.append(seconds)
-        trace.write("epoch", epoch=state.epoch, loss=loss, seconds=seconds)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", s=f"{seconds:.3f}")
-        if state.epoch % config.eval.every == 0 or state.epoch == tc.max_epochs:
-            state.stopped = _validate(model, dataset, state, trace, paths, generator, has_valid, tc)
-        if state.epoch % tc.checkpoint_every == 0 or state.stopped or state.epoch == tc.max_epochs:
-            _save(paths.last, model, generator, state)
-    bar.close()
-    if has_valid and checkpoint_exists(paths.best):
-        load_checkpoint(paths.best, model=model)
-    metrics: dict[str, Any] = {"test": _evaluate(model, dataset, "test")}
-    if has_valid:
-        metrics["valid"] = _evaluate(model, dataset, "valid")
-    metrics["best_epoch"] = state.best_epoch if has_valid else state.epoch
-    metrics["timing"] = {
-        "epochs": state.epoch,
-        "epoch_seconds_median": statistics.median(state.epoch_seconds or [0.0]),
-        "train_seconds": sum(state.epoch_seconds),
-    }
-    metrics["dataset"] = {
+    prepare_run_dir(run_dir, config, overwrite=overwrite)
+    task = MfTask(model=model, dataset=dataset, config=config, laplacians=(user_lap, item_lap))
+    loop = Loop(
+        task=task,
+        config=config.train,
+        eval_every=config.eval.every,
+        paths=RunPaths(run_dir),
+        device=device,
+        progress=progress,
+    )
+    loop.run(seed=config.seed)
+    splits = ("test", "valid") if task.metric else ("test",)
+    dataset_info = {
         "name": dataset.name,
         "protocol": dataset.protocol,
         "users": dataset.num_users,
         "items": dataset.num_items,
         "ratings": {k: len(v) for k, v in dataset.splits.items()},
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    return metrics
+    return loop.finish(
+        evaluate=task.evaluate, splits=splits, extra={"dataset": dataset_info}, wall_start=start
+    )
 
 
-def _save(
-    path: Path, model: MatrixFactorization, generator: torch.Generator, state: MfState
-) -> None:
-    save_checkpoint(path, model=model, rng=rng_state(generator), state={"mf": asdict(state)})
+def load_run(run_dir: Path) -> tuple[MfConfig, RatingDataset, MatrixFactorization]:
+    """Config, dataset and the best (else last) model of an MF run directory, in eval mode.
 
-
-def _validate(
-    model: MatrixFactorization,
-    dataset: RatingDataset,
-    state: MfState,
-    trace: Trace,
-    paths: RunPaths,
-    generator: torch.Generator,
-    has_valid: bool,
-    tc: MfTrainConfig,
-) -> bool:
-    """Record valid/test metrics; checkpoint ``best``; return True to stop early."""
-    metrics = {"test": _evaluate(model, dataset, "test")}
-    if has_valid:
-        metrics["valid"] = _evaluate(model, dataset, "valid")
-    trace.write("eval", epoch=state.epoch, **metrics)
-    if not has_valid:
-        return False
-    rmse = metrics["valid"]["rmse"]
-    if state.best_rmse is None or rmse < state.best_rmse:
-        state.best_rmse, state.best_epoch, state.bad_validations = rmse, state.epoch, 0
-        _save(paths.best, model, generator, state)
-        return False
-    state.bad_validations += 1
-    patience = tc.early_stopping_patience
-    return bool(patience and state.bad_validations >= patience)
+    Raises:
+        UserError: not an MF run directory, no checkpoint yet, or one that does not fit the
+            dataset as resolved now.
+    """
+    config = read_run_config(run_dir, MfConfig)
+    dataset = load_mf_dataset(config)
+    model = build_mf_model(config, dataset)
+    fits = f"dataset {config.dataset!r} ({dataset.num_users} users, {dataset.num_items} items)"
+    load_trained(run_dir, model, fits=fits)
+    model.eval()
+    return config, dataset, model

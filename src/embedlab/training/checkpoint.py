@@ -33,7 +33,7 @@ def _split_optimizer_state(
     for pid, pstate in state["state"].items():
         for key, value in pstate.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{pid}.{key}"] = value.contiguous()
+                tensors[f"optimizer.{pid}.{key}"] = value.cpu().contiguous()
             else:
                 scalars[f"{pid}.{key}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
@@ -52,13 +52,13 @@ def save_checkpoint(
 
     ``state`` must be JSON-serializable (epoch, scheduler state, early-stopping counters).
     """
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {"state": state or {}}
     if optimizer is not None:
         opt_tensors, meta["optimizer"] = _split_optimizer_state(optimizer)
         tensors.update(opt_tensors)
     for key, value in (rng or {}).items():
-        tensors[f"rng.{key}"] = value
+        tensors[f"rng.{key}"] = value.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.safetensors")
     save_file(tensors, str(tmp), metadata={"embedlab": json.dumps(meta)})
@@ -71,10 +71,14 @@ def load_checkpoint(
     *,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
+    map_location: torch.device | str = "cpu",
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Restore model (and optimizer) from ``path``; return ``(rng tensors, state)``."""
+    """Restore model (and optimizer) from ``path``; return ``(rng tensors, state)``.
+
+    Tensors are read onto ``map_location`` (the run's device; RNG states stay on the CPU).
+    """
     file = str(path.with_suffix(".safetensors"))
-    tensors = load_file(file)
+    tensors = load_file(file, device=str(map_location))
     with safe_open(file, framework="pt") as handle:
         header = (handle.metadata() or {}).get("embedlab")
     if header is None:  # checkpoints written before the state moved into the header
@@ -93,7 +97,7 @@ def load_checkpoint(
         optimizer.load_state_dict(
             {"state": per_param, "param_groups": meta["optimizer"]["param_groups"]}
         )
-    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    rng = {k[4:]: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
     return rng, meta["state"]
 
 

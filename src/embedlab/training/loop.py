@@ -1,49 +1,90 @@
-"""The training loop shared by every task: epochs, validation, LR schedule, early stopping,
-time budget, resumable checkpoints and an append-only trace.
+"""The one training loop of every task (KGE, MF, LM): epochs, validation, LR-on-plateau, early
+stopping with a metric mode, time budget, resumable checkpoints, trace and metrics.json.
 
-A task supplies batches, a loss per batch and a validation function (:class:`Task`); the loop
-owns everything else. Killed runs resume from ``checkpoints/last`` with model, optimizer,
-scheduler, RNG and counters restored, so the resumed run continues exactly as an uninterrupted
-one (same seed, same thread count).
+A task supplies batches, a train step and a validation (:class:`Task`); the loop owns the rest.
+Per-step needs of a method (KD's temperature schedule, gradient clipping, a fixed per-epoch LR
+schedule) attach as :class:`~embedlab.training.callbacks.Callback` hooks. Killed runs resume from
+``checkpoints/last`` with model, optimizer, scheduler, RNG states and counters restored, so the
+resumed run continues exactly as an uninterrupted one (same seed, same thread count).
+
+Trace events (one schema for every task, ``RUN_DIR/trace.jsonl``): ``start`` (seed, device,
+precision, world_size, metric, mode), ``epoch``, ``valid``, ``resume``, ``stop``, ``test``.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from tqdm import tqdm
 
-from embedlab.embeddings.kd import set_training_progress
-from embedlab.kge.config import TrainConfig
+from embedlab.errors import UserError
+from embedlab.training.callbacks import Callback
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-from embedlab.training.optim import build_optimizer, build_scheduler
+from embedlab.training.config import LoopConfig
+from embedlab.training.device import autocast, rng_state, set_rng_state
+from embedlab.training.run_dir import RunPaths
 from embedlab.training.trace import Trace
+
+Mode = Literal["max", "min"]
+
+
+@dataclass
+class Step:
+    """What one train step returns.
+
+    Attributes:
+        loss: the scalar to back-propagate (autograd tasks), or the step's loss value as a
+            tensor without history (tasks that update parameters themselves: MF's SGD, ALS).
+        rows: training rows the step scored (triples, ratings, tokens), for throughput.
+        value: per-row mean loss for the trace (``None``: ``float(loss)``).
+    """
+
+    loss: torch.Tensor
+    rows: int
+    value: float | None = None
 
 
 class Task(Protocol):
-    """What the loop needs from a task (KGE, MF, LM)."""
+    """What the loop needs from a task."""
 
     @property
     def model(self) -> torch.nn.Module: ...
 
     @property
-    def metric(self) -> str:
-        """Validation metric key; higher is better."""
+    def metric(self) -> str | None:
+        """Key of the model-selection metric in :meth:`validate`'s result (``None``: no model
+        selection, the last epoch is the result)."""
+        ...
+
+    @property
+    def mode(self) -> Mode:
+        """``max`` (MRR) or ``min`` (RMSE, perplexity): which direction of ``metric`` is better."""
+        ...
+
+    def build_optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer of an autograd task; ``None`` where :meth:`train_step` updates the
+        parameters itself."""
+        ...
+
+    def build_scheduler(
+        self, optimizer: torch.optim.Optimizer | None
+    ) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+        """A plateau scheduler stepped with the validation metric, or ``None``."""
         ...
 
     def num_batches(self) -> int: ...
 
-    def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]: ...
+    def batches(self, generator: torch.Generator) -> Iterator[Any]: ...
 
-    def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Return the batch loss and the number of rows it scored (for throughput)."""
-        ...
+    def train_step(self, batch: Any) -> Step: ...
 
     def validate(self) -> dict[str, Any]: ...
 
@@ -55,53 +96,67 @@ class LoopState:
     epoch: int = 0
     best_metric: float | None = None  # None until the first validation
     best_epoch: int = 0
-    bad_evals: int = 0
+    bad_validations: int = 0
     seconds: float = 0.0  # training + periodic validation (what train.max_minutes bounds)
     train_seconds: float = 0.0  # training steps only
     rows: int = 0
     stop_reason: str | None = None
+    epoch_seconds: list[float] = field(default_factory=list)  # training steps, per epoch
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoopState:
+        data = dict(data)
+        if "bad_evals" in data:  # checkpoints written before the rename
+            data["bad_validations"] = data.pop("bad_evals")
+        return cls(**data)
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    @property
-    def last(self) -> Path:
-        return self.root / "checkpoints" / "last"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "checkpoints" / "best"
-
-    @property
-    def trace(self) -> Path:
-        return self.root / "trace.jsonl"
-
-
-def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """The RNG states a checkpoint stores: torch's global RNG and the shuffling generator."""
-    return {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+def better(value: float, best: float | None, mode: Mode) -> bool:
+    """Whether ``value`` improves on ``best`` (``None``: nothing to beat) in ``mode``."""
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
 
 
 class Loop:
-    """Runs ``task`` to completion under ``config`` inside ``paths.root``."""
+    """Runs ``task`` to completion under ``config`` inside ``paths.root``.
+
+    Args:
+        task: the task (model already on ``device``).
+        config: the ``train`` section (:class:`~embedlab.training.config.LoopConfig`).
+        eval_every: epochs between validations.
+        paths: the run directory.
+        device: where the model and batches live (``precision`` autocasts on its type).
+        callbacks: hooks called at epoch start, batch start and after backward.
+        progress: show a progress bar per epoch (tqdm; also off where stderr is not a terminal).
+    """
 
     def __init__(
-        self, *, task: Task, config: TrainConfig, eval_every: int, paths: RunPaths
+        self,
+        *,
+        task: Task,
+        config: LoopConfig,
+        eval_every: int,
+        paths: RunPaths,
+        device: torch.device,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
     ) -> None:
         self.task, self.config, self.eval_every, self.paths = task, config, eval_every, paths
-        self.optimizer = build_optimizer(task.model.parameters(), config)
-        self.scheduler = build_scheduler(self.optimizer, config)
+        self.device, self.callbacks, self.progress = device, list(callbacks), progress
+        self.optimizer = task.build_optimizer()
+        self.scheduler = task.build_scheduler(self.optimizer)
         self.trace = Trace(paths.trace)
         self.state = LoopState()
+
+    # -- checkpoints -------------------------------------------------------------------------
 
     def _save(self, path: Path, generator: torch.Generator) -> None:
         save_checkpoint(
             path,
             model=self.task.model,
             optimizer=self.optimizer,
-            rng=rng_state(generator),
+            rng=rng_state(generator, self.device),
             state={
                 "loop": asdict(self.state),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
@@ -111,112 +166,140 @@ class Loop:
     def _resume(self, generator: torch.Generator) -> bool:
         if not checkpoint_exists(self.paths.last):
             return False
-        rng, state = load_checkpoint(
-            self.paths.last, model=self.task.model, optimizer=self.optimizer
-        )
-        torch.set_rng_state(rng["torch"])
-        generator.set_state(rng["shuffle"])
-        if self.scheduler is not None:
+        try:
+            rng, state = load_checkpoint(
+                self.paths.last,
+                model=self.task.model,
+                optimizer=self.optimizer,
+                map_location=self.device,
+            )
+            self.state = LoopState.from_json(state["loop"])
+        except (RuntimeError, TypeError, KeyError, ValueError) as exc:
+            raise UserError(
+                f"{self.paths.last}.safetensors cannot be resumed with this config and dataset "
+                f"as resolved now ({type(exc).__name__}: {exc}); use --overwrite or another --out"
+            ) from None
+        set_rng_state(rng, generator, self.device)
+        if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.state = LoopState(**state["loop"])
         self.trace.write("resume", epoch=self.state.epoch, seconds=self.state.seconds)
         return True
+
+    # -- one epoch ---------------------------------------------------------------------------
 
     def _over_budget(self, extra: float) -> bool:
         budget = self.config.max_minutes
         return budget is not None and self.state.seconds + extra >= 60 * budget
 
-    def _train_epoch(self, generator: torch.Generator) -> tuple[float, int, float]:
-        start, total, rows, steps = time.perf_counter(), 0.0, 0, 0
+    def _budget_message(self) -> str:
+        return f"time budget of {self.config.max_minutes} min reached"
+
+    def _step(self, batch: Any) -> Step:
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.config.precision):
+            step = self.task.train_step(batch)
+        if self.optimizer is not None and step.loss.requires_grad:
+            step.loss.float().backward()
+            for callback in self.callbacks:
+                callback.after_backward(self)
+            self.optimizer.step()
+        return step
+
+    def _train_epoch(self, generator: torch.Generator) -> tuple[float, int, int, float]:
+        """Returns (mean loss per row, rows, steps, seconds)."""
+        start, weighted, rows, steps = time.perf_counter(), 0.0, 0, 0
+        self.task.model.train()
+        num_batches = max(1, self.task.num_batches())
         with tqdm(
             self.task.batches(generator),
-            total=self.task.num_batches(),
+            total=num_batches,
             desc=f"epoch {self.state.epoch}",
             unit="batch",
             leave=False,
-            disable=None,
+            disable=None if self.progress else True,
         ) as bar:
-            num_batches = max(1, self.task.num_batches())
             for index, batch in enumerate(bar):
-                set_training_progress(self.task.model, self.state.epoch - 1 + index / num_batches)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss, n = self.task.loss(batch)
-                loss.backward()
-                self.optimizer.step()
-                value = float(loss.detach())
-                total, rows, steps = total + value, rows + n, steps + 1
+                for callback in self.callbacks:
+                    callback.on_batch_start(self, self.state.epoch - 1 + index / num_batches)
+                step = self._step(batch)
+                value = float(step.loss.detach()) if step.value is None else step.value
+                weighted, rows, steps = weighted + value * step.rows, rows + step.rows, steps + 1
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(loss=f"{value:.4f}", rows_s=f"{rows / elapsed:.0f}")
                 if self._over_budget(elapsed):
                     self.state.stop_reason = self._budget_message()
                     break
-        return total / max(1, steps), rows, time.perf_counter() - start
-
-    def _budget_message(self) -> str:
-        return f"time budget of {self.config.max_minutes} min reached"
+        return weighted / max(1, rows), rows, steps, time.perf_counter() - start
 
     def _validate(self, generator: torch.Generator) -> None:
         start = time.perf_counter()
         metrics = self.task.validate()
         seconds = time.perf_counter() - start
         self.state.seconds += seconds
-        value = float(metrics[self.task.metric])
+        self.trace.write(
+            "valid", epoch=self.state.epoch, seconds=self.state.seconds, eval_seconds=seconds,
+            **metrics,
+        )  # fmt: skip
+        key = self.task.metric
+        if key is None:
+            return
+        value, mode = float(metrics[key]), self.task.mode
         if self.scheduler is not None:
             self.scheduler.step(value)
-        if self.state.best_metric is None or value > self.state.best_metric:
-            self.state.best_metric, self.state.best_epoch, self.state.bad_evals = (
-                value,
-                self.state.epoch,
-                0,
-            )
+        if better(value, self.state.best_metric, mode):
+            self.state.best_metric, self.state.best_epoch = value, self.state.epoch
+            self.state.bad_validations = 0
             self._save(self.paths.best, generator)
         else:
-            self.state.bad_evals += 1
+            self.state.bad_validations += 1
         patience = self.config.early_stopping_patience
-        if patience and self.state.bad_evals >= patience and self.state.stop_reason is None:
-            self.state.stop_reason = (
-                f"early stopping: no {self.task.metric} gain in {patience} validations"
-            )
-        self.trace.write(
-            "valid",
-            epoch=self.state.epoch,
-            seconds=self.state.seconds,
-            eval_seconds=seconds,
-            **metrics,
-        )
+        if patience and self.state.bad_validations >= patience and self.state.stop_reason is None:
+            self.state.stop_reason = f"early stopping: no {key} gain in {patience} validations"
+        best = self.state.best_metric
         print(
-            f"epoch {self.state.epoch:4d}  valid {self.task.metric} {value:.4f} "
-            f"(best {self.state.best_metric or 0.0:.4f} @ {self.state.best_epoch})  "
-            f"{self.state.seconds / 60:.1f} min",
+            f"epoch {self.state.epoch:4d}  valid {key} {value:.4f} "
+            f"(best {best if best is not None else float('nan'):.4f} @ {self.state.best_epoch})"
+            f"  {self.state.seconds / 60:.1f} min",
             file=sys.stderr,
         )
 
-    def run(self, *, seed: int) -> LoopState:
-        """Train until max epochs, early stopping or the time budget; resume if possible."""
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self, *, seed: int, start_fields: dict[str, Any] | None = None) -> LoopState:
+        """Train until max epochs, early stopping or the time budget; resume if possible.
+
+        ``start_fields`` are added to the trace's ``start`` event (e.g. the vocabulary size).
+        """
         torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)  # shuffling (CPU; batches move after)
         if not self._resume(generator):
-            self.trace.write("start", seed=seed)
-        else:
+            self.trace.write(
+                "start", seed=seed, device=str(self.device), precision=self.config.precision,
+                world_size=1, backend=None, metric=self.task.metric, mode=self.task.mode,
+                threads=torch.get_num_threads(), **(start_fields or {}),
+            )  # fmt: skip
+        elif self.state.stop_reason is None:
             print(f"resumed after epoch {self.state.epoch}", file=sys.stderr)
         while self.state.stop_reason is None and self.state.epoch < self.config.max_epochs:
             if self._over_budget(0.0):
                 self.state.stop_reason = self._budget_message()
                 break
             self.state.epoch += 1
-            loss, rows, seconds = self._train_epoch(generator)
+            for callback in self.callbacks:
+                callback.on_epoch_start(self)
+            loss, rows, steps, seconds = self._train_epoch(generator)
             self.state.seconds += seconds
             self.state.train_seconds += seconds
             self.state.rows += rows
+            self.state.epoch_seconds.append(seconds)
             self.trace.write(
-                "epoch",
-                epoch=self.state.epoch,
-                loss=loss,
-                rows=rows,
+                "epoch", epoch=self.state.epoch, loss=loss, rows=rows, batches=steps,
                 rows_per_s=rows / seconds if seconds else 0.0,
-                lr=self.optimizer.param_groups[0]["lr"],
-                seconds=self.state.seconds,
-            )
+                lr=self.optimizer.param_groups[0]["lr"] if self.optimizer else None,
+                epoch_seconds=seconds, seconds=self.state.seconds,
+                **{k: v for c in self.callbacks for k, v in c.epoch_fields(self, loss).items()},
+            )  # fmt: skip
             last = self.state.epoch == self.config.max_epochs or self.state.stop_reason
             if self.state.epoch % self.eval_every == 0 or last:
                 self._validate(generator)
@@ -232,3 +315,46 @@ class Loop:
             self._save(self.paths.last, generator)
         self.trace.write("stop", reason=self.state.stop_reason, epoch=self.state.epoch)
         return self.state
+
+    def finish(
+        self,
+        *,
+        evaluate: Callable[[str], dict[str, Any]],
+        splits: Sequence[str],
+        extra: dict[str, Any] | None = None,
+        wall_start: float | None = None,
+    ) -> dict[str, Any]:
+        """Evaluate the selected model on ``splits``, write ``metrics.json``, trace ``test``.
+
+        The selected model is ``checkpoints/best`` where the task selects on a metric and a best
+        checkpoint exists, else the last state. ``metrics.json``: one key per split, then
+        ``best_epoch``, ``timing`` and the task's ``extra`` keys (ARCHITECTURE.md, run contract).
+        """
+        model = self.task.model
+        if self.task.metric is not None and checkpoint_exists(self.paths.best):
+            load_checkpoint(self.paths.best, model=model, map_location=self.device)
+        model.eval()
+        metrics: dict[str, Any] = {split: evaluate(split) for split in splits}
+        state = self.state
+        metrics["best_epoch"] = state.best_epoch if self.task.metric is not None else state.epoch
+        metrics["timing"] = {
+            "epochs": state.epoch,
+            "best_epoch": metrics["best_epoch"],
+            "train_seconds": state.train_seconds,
+            "train_and_valid_seconds": state.seconds,
+            "epoch_seconds_median": statistics.median(state.epoch_seconds or [0.0]),
+            "rows": state.rows,
+            "rows_per_s": state.rows / state.train_seconds if state.train_seconds else 0.0,
+            "stop_reason": state.stop_reason,
+            "threads": torch.get_num_threads(),
+            "device": str(self.device),
+            "precision": self.config.precision,
+        }
+        if wall_start is not None:
+            metrics["timing"]["wall_seconds_this_process"] = time.perf_counter() - wall_start
+        metrics.update(extra or {})
+        text = json.dumps(metrics, indent=1)
+        (self.paths.root / "metrics.json").write_text(text, encoding="utf-8")
+        if "test" in metrics:
+            self.trace.write("test", epoch=metrics["best_epoch"], **metrics["test"])
+        return metrics

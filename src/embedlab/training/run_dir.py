@@ -1,16 +1,47 @@
-"""Run directories: create, or check that a re-run may resume (ARCHITECTURE.md, run contract)."""
+"""Run directories (ARCHITECTURE.md, run contract): create one, check that a re-run may resume,
+and read a trained run back (config + selected checkpoint) — one reader for every task."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from embedlab.config.io import dump_config
+from embedlab.config.io import ConfigT, dump_config
 from embedlab.errors import UserError
+from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of a run directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def last(self) -> Path:
+        return self.root / "checkpoints" / "last"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "checkpoints" / "best"
+
+    @property
+    def trace(self) -> Path:
+        return self.root / "trace.jsonl"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
 
 
 def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> bool:
@@ -46,6 +77,44 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
     run_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(dump_config(config), encoding="utf-8")
     return False
+
+
+def read_run_config(run_dir: Path, cls: type[ConfigT]) -> ConfigT:
+    """The resolved config a run directory holds, validated as ``cls``.
+
+    Raises:
+        UserError: no ``config.yaml``, or one that is not a valid ``cls``.
+    """
+    path = RunPaths(run_dir).config
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    try:
+        return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise UserError(f"{path} is not a valid {cls.__name__} run config: {exc}") from None
+
+
+def load_trained(
+    run_dir: Path, model: torch.nn.Module, *, fits: str, map_location: torch.device | str = "cpu"
+) -> Path:
+    """Load the best (else last) checkpoint of ``run_dir`` into ``model``; return its path.
+
+    ``fits`` describes what the model was built for (named in the error when shapes differ).
+
+    Raises:
+        UserError: no checkpoint yet, or one that does not fit ``model``.
+    """
+    paths = RunPaths(run_dir)
+    for ckpt in (paths.best, paths.last):
+        if checkpoint_exists(ckpt):
+            try:
+                load_checkpoint(ckpt, model=model, map_location=map_location)
+            except (RuntimeError, KeyError) as exc:
+                raise UserError(
+                    f"{ckpt}.safetensors does not fit {fits} as resolved now: {exc}"
+                ) from None
+            return ckpt
+    raise UserError(f"{run_dir} has no checkpoint yet (train it first)")
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""The LSTM LM as a task of the one loop: an epoch is one ordered truncated-BPTT pass with the
+LSTM state carried across windows; validation is valid perplexity (model selection on the mean
+NLL, mode min)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from embedlab.datasets.tokens import TokenCorpus
+from embedlab.lm.config import LmConfig, LmTrainConfig
+from embedlab.lm.data import batchify, detach_state, num_windows, windows
+from embedlab.lm.model import LstmLm, State
+from embedlab.lm.objective import evaluate_stream, perplexity, window_loss
+from embedlab.training.callbacks import Callback
+from embedlab.training.loop import Loop, Mode, Step
+from embedlab.training.optim import build_optimizer
+
+Window = tuple[torch.Tensor, torch.Tensor]
+
+
+def learning_rate(tc: LmTrainConfig, epoch: int) -> float:
+    """The lr of 1-based ``epoch``: ``lr * lr_decay ** max(0, epoch - decay_after)`` (Zaremba)."""
+    return tc.lr * tc.lr_decay ** max(0, epoch - tc.decay_after)
+
+
+class TrainPerplexity(Callback):
+    """Adds ``train_perplexity = exp(mean token NLL of the epoch)`` to the trace's epoch events."""
+
+    def epoch_fields(self, loop: Loop, loss: float) -> dict[str, Any]:
+        return {"train_perplexity": perplexity(loss)}
+
+
+class LmTask:
+    """The loop's :class:`~embedlab.training.loop.Task` for the LSTM LM (Zaremba et al. 2014).
+
+    A batch is one window ``(inputs, targets): (B, t)`` of the batchified training stream, in
+    order; the LSTM state is carried from window to window (detached) and reset at each epoch.
+    The step's loss is the token NLL summed over time and averaged over the streams plus the
+    tables' penalties; its logged value is the mean NLL per token. SGD at ``train.lr``; the
+    per-epoch schedule and gradient clipping are callbacks (:func:`learning_rate`).
+    """
+
+    metric = "loss"  # mean valid NLL: the same order as perplexity
+    mode: Mode = "min"
+
+    def __init__(self, *, model: LstmLm, corpus: TokenCorpus, config: LmConfig) -> None:
+        self.model, self.corpus, self.config = model, corpus, config
+        self.device = next(model.parameters()).device
+        self.train_data = batchify(corpus.splits["train"], config.train.batch_size).to(self.device)
+        self.state: State | None = None
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        return build_optimizer(self.model.parameters(), name="sgd", lr=self.config.train.lr)
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer | None) -> None:
+        return None
+
+    def num_batches(self) -> int:
+        total = num_windows(self.train_data.shape[1], self.config.train.bptt)
+        cap = self.config.train.max_batches
+        return total if cap is None else min(total, cap)
+
+    def batches(self, generator: torch.Generator) -> Iterator[Window]:
+        self.state = None  # each epoch reads every stream from a zero state
+        stream = windows(self.train_data, self.config.train.bptt)
+        return itertools.islice(stream, self.num_batches())
+
+    def train_step(self, batch: Window) -> Step:
+        inputs, targets = batch
+        step = window_loss(self.model, inputs, targets, self.state)
+        self.state = detach_state(step.state)
+        return Step(loss=step.loss, rows=step.tokens, value=step.nll_sum / step.tokens)
+
+    def evaluate(self, split: str) -> dict[str, Any]:
+        """``{"perplexity", "loss" (mean NLL, nats), "tokens", "seconds"}`` on ``split``."""
+        data = batchify(self.corpus.splits[split], self.config.eval.batch_size).to(self.device)
+        start = time.perf_counter()
+        metrics: dict[str, Any] = evaluate_stream(self.model, data, self.config.train.bptt)
+        metrics["seconds"] = time.perf_counter() - start
+        return metrics
+
+    def validate(self) -> dict[str, Any]:
+        return {k: v for k, v in self.evaluate("valid").items() if k != "seconds"}

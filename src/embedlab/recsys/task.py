@@ -1,0 +1,101 @@
+"""MF as a task of the one loop: an epoch is one SGD pass (hand-written sparse updates) or one
+ALS / GRALS sweep; validation is RMSE on the held-out split (mode min)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from embedlab.datasets.ratings import RatingDataset
+from embedlab.recsys.als import als_epoch
+from embedlab.recsys.config import MfConfig
+from embedlab.recsys.metrics import rating_metrics
+from embedlab.recsys.model import MatrixFactorization
+from embedlab.recsys.sgd import sgd_epoch
+from embedlab.training.loop import Mode, Step
+
+Laplacian = tuple[torch.Tensor, float] | None
+
+
+class MfTask:
+    """The loop's :class:`~embedlab.training.loop.Task` for matrix factorization.
+
+    The parameters are updated by the step itself (no optimizer): SGD-MF's hand-written sparse
+    updates (:func:`~embedlab.recsys.sgd.sgd_epoch`, which shuffles with the loop's generator and
+    draws SSE once per epoch) or an ALS/GRALS sweep (:func:`~embedlab.recsys.als.als_epoch`).
+    One batch is one epoch. Model selection on valid RMSE where the dataset has a valid split
+    (``data.valid_fraction`` > 0); otherwise no selection (``metric`` None: the last epoch).
+    Each validation also records test RMSE/MAE under ``test`` (curves in the docs).
+    """
+
+    mode: Mode = "min"
+
+    def __init__(
+        self,
+        *,
+        model: MatrixFactorization,
+        dataset: RatingDataset,
+        config: MfConfig,
+        laplacians: tuple[Laplacian, Laplacian] = (None, None),
+    ) -> None:
+        self.model, self.dataset, self.config, self.laplacians = model, dataset, config, laplacians
+        device = model.mean.device
+        self.splits = {
+            name: (part.users.to(device), part.items.to(device), part.ratings.to(device))
+            for name, part in dataset.splits.items()
+        }
+        self.metric: str | None = "rmse" if "valid" in dataset.splits else None
+
+    def build_optimizer(self) -> None:
+        return None
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer | None) -> None:
+        return None
+
+    def num_batches(self) -> int:
+        return 1
+
+    def batches(self, generator: torch.Generator) -> Iterator[torch.Generator]:
+        yield generator  # one step per epoch; SGD shuffles inside with this generator
+
+    def train_step(self, batch: torch.Generator) -> Step:
+        users, items, ratings = self.splits["train"]
+        tc = self.config.train
+        if tc.method == "sgd":
+            loss = sgd_epoch(
+                self.model,
+                users=users,
+                items=items,
+                ratings=ratings,
+                lr=tc.lr,
+                weight_decay=tc.weight_decay,
+                batch_size=tc.batch_size,
+                generator=batch,
+            )
+        else:
+            user_lap, item_lap = self.laplacians
+            loss = als_epoch(
+                self.model,
+                users=users,
+                items=items,
+                ratings=ratings,
+                weight_decay=tc.weight_decay,
+                user_laplacian=user_lap,
+                item_laplacian=item_lap,
+                cg_iterations=tc.laplacian.cg_iterations,
+            )
+        return Step(loss=torch.tensor(loss), rows=users.numel(), value=loss)
+
+    def evaluate(self, split: str) -> dict[str, Any]:
+        """``{"rmse", "mae", "num_ratings"}`` on ``split`` (predictions clipped to the scale)."""
+        users, items, ratings = self.splits[split]
+        return rating_metrics(
+            self.model, users=users, items=items, ratings=ratings, scale=self.dataset.rating_scale
+        )
+
+    def validate(self) -> dict[str, Any]:
+        metrics: dict[str, Any] = self.evaluate("valid") if self.metric else {}
+        metrics["test"] = self.evaluate("test")
+        return metrics
