@@ -39,8 +39,8 @@ def sce(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 class _BlockedSce(torch.autograd.Function):
     """Forward computes the loss and both gradients block by block; backward scales them.
 
-    Per row ``b``: ``w_b * (lse_b - (1 - lam) s_{b,y_b} - lam * mean_i s_{b,i})``, which is
-    ``w_b * sce_ls`` (eq. 17; ``lam = 0``: eq. 5; weights: eq. 16).
+    Per row ``b``: ``w_b * (lse_b - (1 - λ) s_{b,y_b} - λ * mean_i s_{b,i})``, which is
+    ``w_b * sce_ls`` (eq. 17 with ``λ = label_smoothing``; ``λ = 0``: eq. 5; weights: eq. 16).
     """
 
     @staticmethod
@@ -50,20 +50,23 @@ class _BlockedSce(torch.autograd.Function):
         candidates: torch.Tensor,
         targets: torch.Tensor,
         weights: torch.Tensor,
-        lam: float,
+        label_smoothing: float,
         block_rows: int,
     ) -> torch.Tensor:
+        lam = label_smoothing  # λ of eq. 17
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         grad_q = torch.empty_like(queries) if need_grad else None
         grad_c = torch.zeros_like(candidates) if need_grad else None
         total = queries.new_zeros((), dtype=torch.float64)
         num = candidates.shape[0]
+        # under bf16 autocast the three products run in bf16; softmax and sums stay fp32
+        amp = torch.is_autocast_enabled(queries.device.type)
         for start in range(0, len(queries), block_rows):
             q = queries[start : start + block_rows]  # (b, d)
             y = targets[start : start + block_rows]  # (b,)
             w = weights[start : start + block_rows]  # (b,)
             rows = torch.arange(len(q))
-            scores = q @ candidates.T  # (b, N)
+            scores = (q @ candidates.T).float()  # (b, N), fp32 (a no-op without autocast)
             lse = torch.logsumexp(scores, dim=1)  # (b,)
             per_row = lse - (1.0 - lam) * scores[rows, y]
             if lam:
@@ -76,8 +79,12 @@ class _BlockedSce(torch.autograd.Function):
             if lam:
                 probs -= lam / num
             probs *= w.unsqueeze(1)
-            torch.mm(probs, candidates, out=grad_q[start : start + block_rows])  # (b, d)
-            grad_c.addmm_(probs.T, q)  # (N, d)
+            if amp:  # bf16 products, accumulated into the fp32 gradients
+                grad_q[start : start + block_rows] = probs @ candidates  # (b, d)
+                grad_c += probs.T @ q  # (N, d)
+            else:
+                torch.mm(probs, candidates, out=grad_q[start : start + block_rows])  # (b, d)
+                grad_c.addmm_(probs.T, q)  # (N, d)
         ctx.save_for_backward(
             grad_q if grad_q is not None else queries.new_empty(0),
             grad_c if grad_c is not None else candidates.new_empty(0),
@@ -95,17 +102,17 @@ def sce_tail_linear(
     candidates: torch.Tensor,
     targets: torch.Tensor,
     *,
-    lam: float = 0.0,
+    label_smoothing: float = 0.0,
     weights: torch.Tensor | None = None,
     block_bytes: int = BLOCK_BYTES,
 ) -> torch.Tensor:
-    """``sum_b w_b * sce_ls(queries @ candidates.T, targets, lam)`` without the ``(B, N)`` matrix.
+    """``sum_b w_b * sce_ls(queries @ candidates.T, targets, λ)`` without the ``(B, N)`` matrix.
 
     Args:
         queries: ``(B, d)`` query vectors (e.g. ``ComplEx.query(h, r)``).
         candidates: ``(N, d)`` embeddings of every candidate answer.
         targets: ``(B,)`` int64 index of the true candidate.
-        lam: label-smoothing weight λ of eq. 17 (0: plain SCE, eq. 5).
+        label_smoothing: label-smoothing weight λ of eq. 17 (0: plain SCE, eq. 5).
         weights: ``(B,)`` per-example weights (eq. 16, backward correction); None: all 1.
         block_bytes: size of one float32 score block; rows per block = block_bytes / (4 N).
 
@@ -116,6 +123,6 @@ def sce_tail_linear(
     if weights is None:
         weights = queries.new_ones(len(queries))
     out: torch.Tensor = _BlockedSce.apply(
-        queries, candidates, targets, weights.detach(), float(lam), block_rows
+        queries, candidates, targets, weights.detach(), float(label_smoothing), block_rows
     )
     return out
