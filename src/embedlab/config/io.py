@@ -51,9 +51,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  {key}: {msg}")
+        msg = msg.removeprefix("Value error, ")  # a validator's message names its keys
+        key = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {key}: {msg}" if key else f"  {msg}")
     return f"invalid config ({source}):\n" + "\n".join(lines)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from embedlab.config.base import StrictModel
 from embedlab.config.io import build_typed_config
@@ -95,6 +95,21 @@ class KgeConfig(RunConfig):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     entity_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     relation_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+
+    @model_validator(mode="after")
+    def _sse_graphs(self) -> Self:
+        """SSE-Graph on entities uses the training graph; there is no graph over relations."""
+        sse = self.entity_embedding.sse
+        if sse.kind == "graph" and sse.graph not in (None, "train"):
+            raise ValueError(
+                f"entity_embedding.sse.graph={sse.graph!r}: for KGE the entity graph is the "
+                "training graph ('train', the default)"
+            )
+        if self.relation_embedding.sse.kind == "graph":
+            raise ValueError(
+                "relation_embedding.sse.kind=graph: there is no graph over relations; use kind=se"
+            )
+        return self
 
 
 def build_config(

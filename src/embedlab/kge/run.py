@@ -27,27 +27,13 @@ from embedlab.training.run_dir import RunPaths, load_trained, prepare_run_dir, r
 
 
 def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
-    """The model for ``config`` on ``dataset``; SSE-Graph on entities uses the training graph.
-
-    Raises:
-        UserError: SSE-Graph asked with a graph source other than the training graph, or on the
-            relation table (no graph over relations is defined).
-    """
+    """The model for ``config`` on ``dataset``; SSE-Graph on entities uses the training graph
+    (:class:`KgeConfig` refuses other graph sources and SSE-Graph on relations)."""
     entity_graph = None
-    sse = config.entity_embedding.sse
-    if sse.kind == "graph":
-        if sse.graph not in (None, "train"):
-            raise UserError(
-                f"entity_embedding.sse.graph={sse.graph!r}: for KGE the entity graph is the "
-                "training graph ('train', the default)"
-            )
+    if config.entity_embedding.sse.kind == "graph":
         train = dataset.splits["train"]
         entity_graph = RowGraph.from_edges(
             num_rows=dataset.num_entities, src=train[:, 0], dst=train[:, 2]
-        )
-    if config.relation_embedding.sse.kind == "graph":
-        raise UserError(
-            "relation_embedding.sse.kind=graph: there is no graph over relations; use kind=se"
         )
     return KgeModel(
         num_entities=dataset.num_entities,

@@ -89,6 +89,17 @@ class LmConfig(RunConfig):
         return table_defaults(data, LM_TABLE_DEFAULTS)
 
     @model_validator(mode="after")
+    def _no_sse_graph(self) -> Self:
+        """SSE-Graph needs a graph over the rows; none is defined over an LM vocabulary."""
+        for key in ("token_embedding", "output_embedding"):
+            if getattr(self, key).sse.kind == "graph":
+                raise ValueError(
+                    f"{key}.sse.kind=graph: no graph over the vocabulary is defined for LM "
+                    "tables; use sse.kind=se"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _tied_tables(self) -> Self:
         """``tie_weights`` needs equal widths; ``output_embedding`` must then be left alone."""
         if not self.model.tie_weights:

@@ -5,6 +5,7 @@ Objective (sums over the observed training ratings ``(u, i, r)``; ``n_u``, ``n_i
     J = Σ_(u,i) (r - r_hat(u, i))^2
         + λ Σ_u n_u (|p_u|^2 + b_u^2) + λ Σ_i n_i (|q_i|^2 + b_i^2)
         + λ_U tr(Pᵀ L_U P) + λ_I tr(Qᵀ L_I Q)
+        + Σ_u ρ_u |p_u|^2 + Σ_i ρ_i |q_i|^2
 
 with ``r_hat = mean + b_u + b_i + <p_u, q_i>`` (the bias terms only when ``model.biases``). The
 weighted-λ ridge is Zhou et al., "Large-scale Parallel Collaborative Filtering for the Netflix
@@ -12,17 +13,26 @@ Prize" (AAIM 2008); the graph-Laplacian terms are GRALS, Rao, Yu, Ravikumar and 
 "Collaborative Filtering with Graph Information" (NeurIPS 2015). The Laplacians act on the factors
 only, not on the biases.
 
+``ρ`` is a table's ``regularize`` penalty (kind ``lp``, p = 2, weight w; ρ = 0 when off), mapped
+so that J is twice the epoch objective SGD-MF steps on (:mod:`embedlab.recsys.sgd`, KGE's
+"mean loss + penalty" summed over the R ratings): per rating SGD sums ``½ e² + ½ λ |p_u|^2 + ...``
+plus ``w/2 |p_u|^2`` (``weighted``: the batch's rows by their count), hence ``ρ_u = w n_u``, a
+second weighted-λ on the factors; unweighted, every batch of B ratings adds ``B w/2 Σ_u |p_u|^2``,
+hence ``ρ_u = w R`` for every row (R: the ratings given). Other p and ``n3`` have no closed-form
+half-step and are refused (:func:`check_als_penalty`).
+
 A half-step minimizes J exactly over one table with the other fixed. Biases are solved by
 augmentation: for the users, item features are ``f_i = [q_i, 1]`` (k = d + 1), the target is
 ``t = r - mean - b_i`` and the unknown is ``x_u = [p_u, b_u]``; the items are symmetric. Setting the
-gradient to zero gives ``A vec(X) = B`` with ``A = blockdiag(G_u + λ n_u I) + λ_U (L ⊗ I_d)`` (the
-bias coordinate untouched by L), ``G_u = Σ_{i∈I(u)} f_i f_iᵀ`` and ``B_u = Σ_{i∈I(u)} t_ui f_i``.
+gradient to zero gives ``A vec(X) = B`` with ``A = blockdiag(G_u + λ n_u I + ρ_u I_d') +
+λ_U (L ⊗ I_d')`` (``I_d'``: identity on the d factor coordinates, not the bias),
+``G_u = Σ_{i∈I(u)} f_i f_iᵀ`` and ``B_u = Σ_{i∈I(u)} t_ui f_i``.
 
 - No Laplacian (ALS): the rows decouple; every ``(k, k)`` system is solved in closed form by
   batched Cholesky. Rows without ratings have ``G_u = 0`` and are set to zero.
 - Laplacian (GRALS): the rows couple; the system is solved by preconditioned conjugate gradient,
   warm-started from the current table, with the block-Jacobi preconditioner
-  ``(G_u + λ n_u I + λ_U L_uu I_d)^{-1}`` (inverted once per half-step through Cholesky), for
+  ``(G_u + λ n_u I + (ρ_u + λ_U L_uu) I_d')^{-1}`` (inverted once per half-step by Cholesky), for
   ``cg_iterations`` steps or until the relative residual ``|B - A x| / |B|`` is below
   :data:`CG_TOLERANCE`. Rows without ratings get their factors from their graph neighbours;
   their bias, and the factors of rows that are also isolated, are zero. (A connected component
@@ -58,6 +68,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from embedlab.embeddings.config import RegularizeConfig
 from embedlab.recsys.linalg import (
     CG_TOLERANCE,
     HalfStepInfo,
@@ -70,9 +81,17 @@ from embedlab.recsys.linalg import (
 )
 from embedlab.recsys.model import MatrixFactorization
 
-__all__ = ["CG_TOLERANCE", "HalfStepInfo", "als_epoch", "als_half_step", "als_objective"]
+__all__ = [
+    "CG_TOLERANCE",
+    "HalfStepInfo",
+    "als_epoch",
+    "als_half_step",
+    "als_objective",
+    "check_als_penalty",
+]
 
 Side = Literal["users", "items"]
+_TABLES: dict[Side, str] = {"users": "user_embedding", "items": "item_embedding"}
 
 _CHUNK_ELEMENTS = 1 << 24  # numbers per gathered feature chunk and per Gram chunk (64 MB float32)
 
@@ -88,6 +107,7 @@ def als_epoch(
     user_laplacian: tuple[Tensor, float] | None = None,
     item_laplacian: tuple[Tensor, float] | None = None,
     cg_iterations: int = 30,
+    penalties: tuple[RegularizeConfig, RegularizeConfig] | None = None,
 ) -> float:
     """One ALS (or GRALS) epoch: solve all user rows with the items fixed, then all item rows with
     the users fixed; updates the factors (and biases if ``model.biases``) in place.
@@ -99,6 +119,9 @@ def als_epoch(
             :meth:`RowGraph.laplacian`, or dense) over that table's rows and its weight; None (or
             weight 0) for plain ALS on that table.
         cg_iterations: most CG steps per Laplacian-coupled half-step.
+        penalties: ``(user, item)`` table penalties (the tables' ``regularize``), the ρ terms of
+            J; None: none. Raises ValueError (before any update) unless each is off or ``lp``
+            with p = 2.
 
     ``model.mean`` is read, never set (the caller sets it to the training mean).
 
@@ -106,11 +129,14 @@ def als_epoch(
         the training objective J (module docstring) after the epoch: the sum of squared errors
         plus all penalties, not a mean.
     """
-    sides: tuple[tuple[Side, tuple[Tensor, float] | None], ...] = (
-        ("users", user_laplacian),
-        ("items", item_laplacian),
+    pen_u, pen_i = (None, None) if penalties is None else penalties
+    sides: tuple[tuple[Side, tuple[Tensor, float] | None, RegularizeConfig | None], ...] = (
+        ("users", user_laplacian, pen_u),
+        ("items", item_laplacian, pen_i),
     )
-    for side, lap in sides:
+    for side, _, pen in sides:
+        _raise_for_penalty(pen, side)
+    for side, lap, pen in sides:
         als_half_step(
             model,
             side=side,
@@ -120,6 +146,7 @@ def als_epoch(
             weight_decay=weight_decay,
             laplacian=lap,
             cg_iterations=cg_iterations,
+            penalty=pen,
         )
     return als_objective(
         model,
@@ -129,7 +156,38 @@ def als_epoch(
         weight_decay=weight_decay,
         user_laplacian=user_laplacian,
         item_laplacian=item_laplacian,
+        penalties=penalties,
     )
+
+
+def check_als_penalty(cfg: RegularizeConfig, table_name: str) -> str | None:
+    """Why ALS/GRALS cannot apply the ``regularize`` section ``cfg`` of table ``table_name``
+    (``"user_embedding"``), or None when they can: off (kind none or weight 0) or ``lp`` p = 2."""
+    if cfg.kind == "none" or cfg.weight == 0.0 or (cfg.kind == "lp" and cfg.p == 2):
+        return None
+    key = "kind=n3" if cfg.kind == "n3" else f"p={cfg.p}"
+    return (
+        f"{table_name}.regularize.{key}: ALS/GRALS solve each half-step in closed form, which "
+        "only an L2 penalty allows; use regularize kind lp with p 2, or train.method sgd"
+    )
+
+
+def _raise_for_penalty(cfg: RegularizeConfig | None, side: Side) -> None:
+    message = None if cfg is None else check_als_penalty(cfg, _TABLES[side])
+    if message is not None:
+        raise ValueError(message)
+
+
+def _factor_ridge(
+    cfg: RegularizeConfig | None, counts: Tensor, num_ratings: int, like: Tensor
+) -> Tensor | None:
+    """ρ ``(N,)`` of a table with ``counts (N,)`` ratings per row (module docstring), or None when
+    off; ``cfg`` already checked (``lp``, p = 2)."""
+    if cfg is None or cfg.kind == "none" or cfg.weight == 0.0:
+        return None
+    if cfg.weighted:
+        return counts.to(like.dtype) * cfg.weight
+    return like.new_full((counts.numel(),), cfg.weight * num_ratings)
 
 
 @torch.no_grad()
@@ -143,9 +201,11 @@ def als_half_step(
     weight_decay: float,
     laplacian: tuple[Tensor, float] | None = None,
     cg_iterations: int = 30,
+    penalty: RegularizeConfig | None = None,
 ) -> HalfStepInfo:
     """Minimize J over one table (``side``) with the other fixed; arguments as :func:`als_epoch`,
-    ``laplacian`` being the graph term of ``side``'s table."""
+    ``laplacian`` and ``penalty`` being the graph term and the ``regularize`` of ``side``'s
+    table."""
     if not users.shape == items.shape == ratings.shape or users.dim() != 1:
         raise ValueError(
             f"users, items, ratings must be (R,): {users.shape}, {items.shape}, {ratings.shape}"
@@ -154,6 +214,7 @@ def als_half_step(
         raise ValueError(f"cg_iterations must be positive, got {cg_iterations}")
     if weight_decay < 0 or (laplacian is not None and laplacian[1] < 0):
         raise ValueError("weight_decay and the Laplacian weight must be non-negative")
+    _raise_for_penalty(penalty, side)
     P, Q = model.users.weight.data, model.items.weight.data  # (U, d), (I, d)
     bu, bi = model.user_bias.data, model.item_bias.data  # (U,), (I,)
     if side == "users":
@@ -171,7 +232,11 @@ def als_half_step(
     else:
         feats, start = f, x  # (M, k = d), (N, k)
     counts = torch.bincount(rows, minlength=num_rows)  # (N,)
-    system = _NormalEquations(feats, rows, cols, target, counts, weight_decay)
+    ridge = counts.to(x.dtype).mul_(weight_decay).unsqueeze(1).repeat(1, feats.shape[1])  # (N, k)
+    factor_ridge = _factor_ridge(penalty, counts, rows.numel(), x)  # (N,) ρ
+    if factor_ridge is not None:
+        ridge[:, :dim] += factor_ridge.unsqueeze(1)
+    system = _NormalEquations(feats, rows, cols, target, counts, ridge)
     if laplacian is None or laplacian[1] == 0.0:
         solution, info = system.solve_direct(), HalfStepInfo(0, 0.0)
     else:
@@ -193,6 +258,7 @@ def als_objective(
     weight_decay: float,
     user_laplacian: tuple[Tensor, float] | None = None,
     item_laplacian: tuple[Tensor, float] | None = None,
+    penalties: tuple[RegularizeConfig, RegularizeConfig] | None = None,
 ) -> float:
     """The objective J of the module docstring at the model's current parameters."""
     P, Q = model.users.weight.data, model.items.weight.data  # (U, d), (I, d)
@@ -215,6 +281,16 @@ def als_objective(
         if lap is not None and lap[1] != 0.0:
             L = prepare_laplacian(lap[0], table.shape[0], like=table)
             total += lap[1] * (table * (L @ table)).sum()  # tr(Xᵀ L X)
+    if penalties is not None:
+        sides: tuple[tuple[Side, Tensor, Tensor, RegularizeConfig], ...] = (
+            ("users", P, n_u, penalties[0]),
+            ("items", Q, n_i, penalties[1]),
+        )
+        for side, table, counts, pen in sides:
+            _raise_for_penalty(pen, side)
+            rho = _factor_ridge(pen, counts, users.numel(), table)  # (N,)
+            if rho is not None:
+                total += (rho * table.square().sum(1)).sum()
     return float(total)
 
 
@@ -222,21 +298,28 @@ class _NormalEquations:
     """The half-step's ``A x = B`` (module docstring) for one table of N rows, k unknowns each.
 
     Args: feats ``(M, k)`` fixed-side features; rows, cols ``(R,)`` rating rows on the solved and
-    fixed side; target ``(R,)``; counts ``(N,)`` int64 ratings per row; lam λ.
+    fixed side; target ``(R,)``; counts ``(N,)`` int64 ratings per row; ridge ``(N, k)`` the
+    diagonal ``λ n_u`` (+ ρ_u on the factor coordinates) added to each row's block.
     """
 
     def __init__(
-        self, feats: Tensor, rows: Tensor, cols: Tensor, target: Tensor, counts: Tensor, lam: float
+        self,
+        feats: Tensor,
+        rows: Tensor,
+        cols: Tensor,
+        target: Tensor,
+        counts: Tensor,
+        ridge: Tensor,
     ) -> None:
-        self.feats, self.counts, self.lam = feats, counts, lam
+        self.feats, self.counts, self.ridge = feats, counts, ridge
         order = torch.argsort(rows, stable=True)  # ratings grouped by row
         self.cols = cols.index_select(0, order)  # (R,)
         self.target = target.index_select(0, order)  # (R,)
         self.starts = torch.cumsum(counts, 0) - counts  # (N,) first sorted rating of each row
 
     def chunks(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        """``(ids (C,), G + λ n I (C, k, k), B (C, k))`` over the rows with ratings, in chunks of
-        rows whose counts lie in one ``(2^(b-1), 2^b]`` bucket (padded to the bucket's longest)."""
+        """``(ids (C,), G + diag(ridge) (C, k, k), B (C, k))`` over the rows with ratings, in chunks
+        of rows whose counts lie in one ``(2^(b-1), 2^b]`` bucket (padded to the bucket's longest)."""
         k = self.feats.shape[1]
         ids_all = torch.nonzero(self.counts).squeeze(1)  # (N',)
         bucket = torch.ceil(torch.log2(self.counts.index_select(0, ids_all).double())).long()
@@ -257,7 +340,7 @@ class _NormalEquations:
                 feats = feats.view(ids.numel(), length, k).mul_(mask.unsqueeze(2))  # (C, L, k)
                 target = self.target.index_select(0, flat).view(ids.numel(), length, 1)
                 gram = torch.bmm(feats.transpose(1, 2), feats)  # (C, k, k)
-                gram.diagonal(dim1=1, dim2=2).add_(n.to(gram.dtype).mul_(self.lam).unsqueeze(1))
+                gram.diagonal(dim1=1, dim2=2).add_(self.ridge.index_select(0, ids))
                 rhs = torch.bmm(feats.transpose(1, 2), target).squeeze(2)  # (C, k)
                 yield ids, gram, rhs
 
@@ -280,6 +363,8 @@ class _NormalEquations:
         for ids, gram, b in self.chunks():
             blocks.index_copy_(0, ids, gram)
             rhs.index_copy_(0, ids, b)
+        unrated = self.counts == 0  # (N,) their blocks: the ridge alone (ρ if unweighted)
+        blocks.diagonal(dim1=1, dim2=2)[unrated] += self.ridge[unrated]
         precond = blocks.clone()  # diagonal blocks of A
         precond.diagonal(dim1=1, dim2=2)[:, :dim] += weight * diagonal(lap).unsqueeze(1)
         # a coordinate with a zero diagonal in A (PSD) appears nowhere in J: pin it to zero

@@ -50,7 +50,8 @@ class MfTrainConfig(LoopConfig):
     """How factors are fitted.
 
     ``sgd``: mini-batch SGD with sparse row updates; ``weight_decay`` is the per-rating L2 weight
-    (Surprise's ``reg_all``). ``als``: closed-form alternating least squares with L2 weight
+    (Surprise's ``reg_all``). Each table's ``regularize`` adds the KGE table penalty (Lp / N3,
+    weighted or not; see :func:`embedlab.recsys.sgd.sgd_epoch` and ``als_epoch``). ``als``: closed-form alternating least squares with L2 weight
     ``weight_decay * n_rows`` (weighted-lambda, Zhou et al. 2008). ``grals``: ALS plus the
     ``laplacian`` penalties, each half-step solved by conjugate gradient (Rao et al., NeurIPS 2015).
     """
@@ -97,3 +98,41 @@ class MfConfig(RunConfig):
     @classmethod
     def _table_defaults(cls, data: Any) -> Any:
         return table_defaults(data, MF_TABLE_DEFAULTS)
+
+    @model_validator(mode="after")
+    def _method_fits_tables(self) -> Self:
+        """Cross-field rules, checked before anything is built.
+
+        MF trains plain lookup tables (no KD codes); SSE and dropout act on sampled lookups
+        (SGD only); ALS/GRALS solve each half-step in closed form, which only an L2 table
+        penalty (``regularize: {kind: lp, p: 2}``) allows; Laplacian weights need GRALS; an SSE
+        graph source needs ``sse.kind: graph``.
+        """
+        method = self.train.method
+        for name, table in (("user", self.user_embedding), ("item", self.item_embedding)):
+            key = f"{name}_embedding"
+            if table.kind != "lookup":
+                raise ValueError(
+                    f"{key}.kind={table.kind}: MF trains with hand-written gradients on plain "
+                    "tables; KD codes are available for KGE and LM tables"
+                )
+            if table.sse.graph is not None and table.sse.kind != "graph":
+                raise ValueError(f"{key}.sse.graph is set but {key}.sse.kind is not graph")
+            if method == "sgd":
+                continue
+            if table.sse.kind != "none" or table.dropout > 0:
+                raise ValueError(
+                    f"{key}: SSE and dropout act on sampled lookups and need "
+                    f"train.method=sgd, not {method}"
+                )
+            reg = table.regularize
+            if reg.kind != "none" and reg.weight > 0 and (reg.kind == "n3" or reg.p != 2):
+                what = "kind=n3" if reg.kind == "n3" else f"p={reg.p}"
+                raise ValueError(
+                    f"{key}.regularize.{what}: ALS/GRALS solve each half-step in closed form, "
+                    "which only an L2 penalty allows; use kind lp with p 2, or train.method sgd"
+                )
+        lap = self.train.laplacian
+        if (lap.user or lap.item) and method != "grals":
+            raise ValueError("train.laplacian weights need train.method=grals")
+        return self

@@ -10,7 +10,6 @@ import torch
 
 from embedlab.datasets.ratings import RatingDataset, load_ratings
 from embedlab.embeddings.config import EmbeddingConfig
-from embedlab.errors import UserError
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.graphs import build_graph
 from embedlab.recsys.model import MatrixFactorization
@@ -40,26 +39,12 @@ def build_mf_model(config: MfConfig, dataset: RatingDataset) -> MatrixFactorizat
     """The model with the graphs its SSE-Graph tables need.
 
     Raises:
-        UserError: a KD-code table (not supported for MF), SSE or dropout asked with ALS/GRALS (closed-form solves have no sampled
-            lookups), or a graph unknown for the dataset.
+        UserError: a graph unknown for the dataset (the other rules are config validators).
     """
     tables: dict[Literal["user", "item"], EmbeddingConfig] = {
         "user": config.user_embedding,
         "item": config.item_embedding,
     }
-    for name, table in tables.items():
-        if table.kind != "lookup":
-            raise UserError(
-                f"{name}_embedding.kind={table.kind}: MF trains with hand-written gradients on "
-                "plain tables; KD codes are available for KGE and LM tables"
-            )
-    if config.train.method != "sgd":
-        for name, table in tables.items():
-            if table.sse.kind != "none" or table.dropout > 0:
-                raise UserError(
-                    f"{name}_embedding: SSE and dropout act on sampled lookups and need "
-                    f"train.method=sgd, not {config.train.method}"
-                )
     graphs = {
         name: build_graph(dataset, table=name, source=table.sse.graph)
         if table.sse.kind == "graph"
@@ -80,14 +65,8 @@ def build_mf_model(config: MfConfig, dataset: RatingDataset) -> MatrixFactorizat
 def _laplacians(
     config: MfConfig, dataset: RatingDataset, device: torch.device
 ) -> tuple[tuple[torch.Tensor, float] | None, tuple[torch.Tensor, float] | None]:
-    """``(L_U, λ_U)`` and ``(L_I, λ_I)`` for GRALS (``None`` where the weight is 0).
-
-    Raises:
-        UserError: Laplacian weights with a method other than ``grals``.
-    """
+    """``(L_U, λ_U)`` and ``(L_I, λ_I)`` for GRALS (``None`` where the weight is 0)."""
     lap = config.train.laplacian
-    if (lap.user or lap.item) and config.train.method != "grals":
-        raise UserError("train.laplacian weights need train.method=grals")
     user = (
         (build_graph(dataset, table="user", source=lap.user_graph).laplacian().to(device), lap.user)
         if lap.user

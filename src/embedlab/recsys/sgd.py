@@ -11,13 +11,50 @@ Here a batch of ``B`` ratings is computed at once from the same parameters and a
 hand (no autograd graph): a handful of large tensor ops per batch instead of many small ones.
 SSE replaces the user and item indices of each rating first (training only); embedding dropout
 multiplies the factors by an inverted-dropout mask.
+
+Table penalties (``penalties``: the tables' ``regularize``, the same term as KGE). KGE adds
+``EmbeddingTable.penalty(indices)`` to the batch's *mean* loss; SGD-MF steps on the batch's *sum*
+of ``½ e²`` (the rule above), so the penalty enters times the batch size ``B``. With
+``pen(x) = w/p Σ_c |x_c|^p`` (``n3``: p = 3), ``u_b``, ``i_b`` the batch's rows before SSE (KGE
+penalizes the batch's own indices) and primes for the SSE-replaced rows, a step is
+``θ -= lr ∇_θ L_batch`` at the parameters the batch was computed from::
+
+    L_batch = Σ_b [½ e_b² + ½ λ (|p'_b|² + |q'_b|² + b'_u² + b'_i²)]
+              + B · users.penalty(u) + B · items.penalty(i)
+    B · users.penalty(u) = Σ_b pen(p_{u_b})           weighted (LibKGE: Σ_rows count · pen / B)
+                         = B · Σ_{all users} pen(p_u)  unweighted
+
+(likewise the items). The penalty is on the factors only (no biases, no dropout mask). Summed
+over an epoch of R ratings: ``Σ_r ½ e_r² + ... + Σ_r pen(p_{u_r})`` (weighted) or
+``... + R Σ_u pen(p_u)`` (unweighted), R times KGE's "mean loss + penalty". Weighted ``lp`` with
+p = 2 and weight w is Surprise's λ = w on the factors. The unweighted penalty steps the whole
+table every batch (a dense ``(N, d)`` op, as KGE's autograd does).
 """
 
 from __future__ import annotations
 
 import torch
 
+from embedlab.embeddings.config import RegularizeConfig
 from embedlab.recsys.model import MatrixFactorization
+
+
+def _active(reg: RegularizeConfig | None) -> tuple[float, int, bool] | None:
+    """``(weight, p, weighted)`` of a penalty that is on; None for kind none or weight 0 (as
+    :meth:`EmbeddingTable.penalty`, which then returns 0)."""
+    if reg is None or reg.kind == "none" or reg.weight == 0.0:
+        return None
+    return reg.weight, 3 if reg.kind == "n3" else reg.p, reg.weighted
+
+
+def _lp_step(x: torch.Tensor, p: int, scale: float) -> torch.Tensor:
+    """``scale · d/dx (|x|^p / p) = scale · sign(x) |x|^(p-1)`` elementwise, a new tensor shaped
+    like ``x`` (p = 1: ``scale · sign(x)``, 0 at 0, as autograd of ``abs``)."""
+    if p == 2:
+        return x * scale
+    if p == 1:
+        return x.sign().mul_(scale)
+    return x.abs().pow_(p - 1).mul_(x.sign()).mul_(scale)
 
 
 @torch.no_grad()
@@ -31,6 +68,7 @@ def sgd_epoch(
     weight_decay: float,
     batch_size: int,
     generator: torch.Generator,
+    penalties: tuple[RegularizeConfig, RegularizeConfig] | None = None,
 ) -> float:
     """One pass over the training ratings in a random order; returns the mean squared error of
     the predictions made during the pass (on the SSE-replaced rows, before each update).
@@ -40,6 +78,9 @@ def sgd_epoch(
         lr: learning rate; weight_decay: λ (per rating, on the rows it touches).
         batch_size: ratings per step B.
         generator: the shuffling RNG (SSE and dropout draw from the global RNG).
+        penalties: ``(user, item)`` table penalties (the tables' ``regularize``), added to each
+            batch's objective as in the module docstring; None (or kind none / weight 0): none,
+            bit for bit the step without them.
     """
     model.train()
     P, Q = model.users.weight.data, model.items.weight.data
@@ -52,8 +93,10 @@ def sgd_epoch(
     buf_p, buf_q, buf_up = (P.new_empty(width, P.shape[1]) for _ in range(3))
     # shuffle and SSE for the whole epoch at once (each rating's replacement is independent, so
     # drawing them per batch or per epoch is the same distribution; per epoch is ~100x fewer ops)
-    users_e = model.users.transform_indices(users.index_select(0, order))  # (R,)
-    items_e = model.items.transform_indices(items.index_select(0, order))  # (R,)
+    users_o, items_o = users.index_select(0, order), items.index_select(0, order)  # (R,)
+    users_e = model.users.transform_indices(users_o)  # (R,) SSE-replaced
+    items_e = model.items.transform_indices(items_o)  # (R,)
+    pen_u, pen_i = (None, None) if penalties is None else map(_active, penalties)
     ratings_e = ratings.index_select(0, order)
     total = 0.0
     for start in range(0, order.numel(), batch_size):
@@ -66,6 +109,12 @@ def sgd_epoch(
         mask_i = model.items.dropout_mask(q)
         pd = p * mask_u if mask_u is not None else p  # dropped-out factors
         qd = q * mask_i if mask_i is not None else q
+        # penalty steps, from the parameters before this batch's updates
+        pen_steps = [
+            _penalty_step(table, rows[start : start + batch_size], pen, lr)
+            for table, rows, pen in ((P, users_o, pen_u), (Q, items_o, pen_i))
+            if pen is not None
+        ]
         pred = torch.linalg.vecdot(pd, qd).add_(mu)  # (B,)
         if model.biases:
             b_u, b_i = bu.index_select(0, u), bi.index_select(0, i)
@@ -84,4 +133,21 @@ def sgd_epoch(
         if model.biases:
             bu.index_add_(0, u, b_u.mul_(-weight_decay).add_(err).mul_(lr))
             bi.index_add_(0, i, b_i.mul_(-weight_decay).add_(err).mul_(lr))
+        for table, rows, step in pen_steps:
+            if rows is None:
+                table.add_(step)
+            else:
+                table.index_add_(0, rows, step)
     return total / max(users.numel(), 1)
+
+
+def _penalty_step(
+    table: torch.Tensor, rows: torch.Tensor, pen: tuple[float, int, bool], lr: float
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(table, rows, step)``: ``-lr ∇ (B · penalty)`` for a batch of ``B`` pre-SSE ``rows (B,)``;
+    weighted: ``step (B, d)`` per rating, to ``index_add_`` at ``rows``; unweighted: ``rows``
+    None and ``step (N, d)`` for the whole table ``(N, d)``."""
+    weight, p, weighted = pen
+    if weighted:  # B · Σ_unique count_u pen(x_u) / B = Σ_b pen(x_{u_b})
+        return table, rows, _lp_step(table.index_select(0, rows), p, -lr * weight)
+    return table, None, _lp_step(table, p, -lr * rows.numel() * weight)

@@ -63,6 +63,7 @@ class MfTask:
     def train_step(self, batch: torch.Generator) -> Step:
         users, items, ratings = self.splits["train"]
         tc = self.config.train
+        penalties = (self.config.user_embedding.regularize, self.config.item_embedding.regularize)
         if tc.method == "sgd":
             loss = sgd_epoch(
                 self.model,
@@ -73,6 +74,7 @@ class MfTask:
                 weight_decay=tc.weight_decay,
                 batch_size=tc.batch_size,
                 generator=batch,
+                penalties=penalties,
             )
         else:
             user_lap, item_lap = self.laplacians
@@ -85,6 +87,7 @@ class MfTask:
                 user_laplacian=user_lap,
                 item_laplacian=item_lap,
                 cg_iterations=tc.laplacian.cg_iterations,
+                penalties=penalties,
             )
         return Step(loss=torch.tensor(loss), rows=users.numel(), value=loss)
 
