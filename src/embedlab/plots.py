@@ -57,13 +57,20 @@ def plot_compression_curve(
     return save_png(fig, out)
 
 
-def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: str = "") -> Path:
-    """Validation ``metric`` against wall-clock minutes for each run directory.
+def plot_trace(
+    run_dirs: list[Path], out: Path, *, metric: str | None = None, title: str = ""
+) -> Path:
+    """Validation ``metric`` against wall-clock minutes for each run directory (any task).
+
+    ``metric`` ``None``: each run's model-selection metric, named in its trace's ``start``
+    event (KGE ``mrr``, MF ``rmse``, LM ``loss``; ``mrr`` for traces written before it was).
 
     Raises:
-        UserError: a directory without ``trace.jsonl`` or without validation events.
+        UserError: a directory without ``trace.jsonl``, without validation events, or whose
+            validation events lack ``metric``.
     """
     fig, ax = new_figure((6.4, 4.0))
+    names = set()
     for run_dir in run_dirs:
         path = run_dir / "trace.jsonl"
         if not path.is_file():
@@ -72,15 +79,21 @@ def plot_trace(run_dirs: list[Path], out: Path, *, metric: str = "mrr", title: s
         valid = events_of_final_history(events, "valid")
         if not valid:
             raise UserError(f"{path} has no validation events")
-        minutes = [e["seconds"] / 60 for e in valid]
-        ax.plot(minutes, [e[metric] for e in valid], marker=".", label=run_dir.name)
-        tests = [e for e in events if e["event"] == "test"]
-        if tests:
-            ax.axhline(
-                tests[-1][metric], linestyle=":", linewidth=1, color=ax.lines[-1].get_color()
+        starts = [e for e in events if e["event"] == "start"]
+        key = metric or (starts[0].get("metric") if starts else None) or "mrr"
+        if any(key not in e for e in valid):
+            found = sorted(k for k, v in valid[-1].items() if isinstance(v, int | float))
+            raise UserError(
+                f"{path}: validation events have no {key!r}; choose --metric from {found}"
             )
+        names.add(key)
+        minutes = [e["seconds"] / 60 for e in valid]
+        ax.plot(minutes, [e[key] for e in valid], marker=".", label=run_dir.name)
+        tests = [e for e in events if e["event"] == "test" and key in e]
+        if tests:
+            ax.axhline(tests[-1][key], linestyle=":", linewidth=1, color=ax.lines[-1].get_color())
     ax.set_xlabel("training time (minutes, incl. validation)")
-    ax.set_ylabel(f"filtered valid {metric.upper()} (dotted: final test)")
+    ax.set_ylabel(f"valid {' / '.join(sorted(names))} (dotted: final test)")
     ax.set_title(title or "validation curve")
     ax.grid(alpha=0.3)
     ax.legend()

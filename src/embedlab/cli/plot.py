@@ -26,7 +26,11 @@ app = typer.Typer(help="Plots from run directories (PNG).", no_args_is_help=True
 def trace(
     run_dirs: list[Path] = typer.Argument(..., help="one or more run directories"),
     out: Path = typer.Option(..., "--out", help="output PNG"),
-    metric: str = typer.Option("mrr", help="validation metric to plot"),
+    metric: str | None = typer.Option(
+        None,
+        help="validation metric to plot (default: the run's selection metric: KGE mrr, "
+        "MF rmse, LM loss; e.g. --metric perplexity)",
+    ),
     title: str = typer.Option("", help="plot title"),
 ) -> None:
     """Validation metric against training time, read from each run's trace.jsonl."""
