@@ -46,6 +46,7 @@ def train(
         "(pre-training, paper 002 table 3; any loss, same model and dataset)",
     ),
     overwrite: bool = typer.Option(False, help="delete an existing run directory first"),
+    progress: bool = typer.Option(True, help="show a progress bar per epoch"),
 ) -> None:
     """Train a KGE model and evaluate its best checkpoint on valid and test.
 
@@ -62,7 +63,7 @@ def train(
         if value is not None:
             overrides.append(f"{key}={value}")
     cfg = build_config(path=config, overrides=overrides + list(set_))
-    metrics = train_run(cfg, out, overwrite=overwrite)
+    metrics = train_run(cfg, out, overwrite=overwrite, progress=progress)
     _print_metrics(metrics, "valid")
     _print_metrics(metrics, "test")
     typer.echo(f"run directory: {out}")

@@ -140,7 +140,9 @@ def evaluate_splits(
     return {split: evaluate_split(config, dataset, model, split, known) for split in splits}
 
 
-def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> dict[str, Any]:
+def train_run(
+    config: KgeConfig, run_dir: Path, *, overwrite: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Train (or resume) a run, evaluate its best checkpoint, write ``metrics.json``.
 
     ``train.max_minutes`` bounds training plus periodic validation; loading the data and the
@@ -170,6 +172,7 @@ def train_run(config: KgeConfig, run_dir: Path, *, overwrite: bool = False) -> d
         paths=RunPaths(run_dir),
         device=device,
         callbacks=[TrainingProgress(set_training_progress)],
+        progress=progress,
     )
     distilled = {} if resuming else distill_stage(model, seed=config.seed, trace=loop.trace)
     loop.run(seed=config.seed)
