@@ -15,7 +15,7 @@ from scipy import stats
 from embedlab.embeddings.config import EmbeddingConfig, SseConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.lookup import EmbeddingTable
-from embedlab.embeddings.sse import StochasticSharedEmbedding, build_sse
+from embedlab.embeddings.sse import SseIndexTransform, build_sse
 
 ALPHA = 1e-4
 DRAWS = 200_000
@@ -63,7 +63,7 @@ def _assert_matches(counts: torch.Tensor, probs: torch.Tensor) -> None:
 
 def test_replacement_frequency_is_p() -> None:
     # N = 5: the authors' draw-from-all-rows rate p (1 - 1/N) = 0.08 would fail by ~20 SD
-    sse = StochasticSharedEmbedding(num_rows=5, p=0.1)
+    sse = SseIndexTransform(num_rows=5, p=0.1)
     idx = torch.randint(0, 5, (DRAWS,), generator=_gen(1))
     out = sse(idx, generator=_gen(2))
     replaced = int((out != idx).sum())
@@ -72,7 +72,7 @@ def test_replacement_frequency_is_p() -> None:
 
 def test_se_replacements_are_uniform_over_other_rows() -> None:
     n, j = 40, 7
-    sse = StochasticSharedEmbedding(num_rows=n, p=0.5)
+    sse = SseIndexTransform(num_rows=n, p=0.5)
     out = sse(torch.full((DRAWS,), j), generator=_gen(3))
     _assert_matches(torch.bincount(out, minlength=n), _kernel_row(None, n, j, 0.5, 1.0))
 
@@ -81,7 +81,7 @@ def test_se_replacements_are_uniform_over_other_rows() -> None:
 def test_graph_kernel_matches_formula(rho: float) -> None:
     n = 30
     graph = _random_graph(n, 60, seed=4)
-    sse = StochasticSharedEmbedding(num_rows=n, p=0.6, graph=graph, rho=rho)
+    sse = SseIndexTransform(num_rows=n, p=0.6, graph=graph, rho=rho)
     for j in (0, 5, int(graph.degree.argmax()), int(graph.degree.argmin())):
         out = sse(torch.full((DRAWS // 4,), j), generator=_gen(j))
         _assert_matches(torch.bincount(out, minlength=n), _kernel_row(graph, n, j, 0.6, rho))
@@ -91,7 +91,7 @@ def test_neighbour_share_on_a_batch_of_mixed_rows() -> None:
     """Share of replacements landing on a neighbour == sum over rows of the kernel's share."""
     n, rho = 200, 5.0
     graph = _random_graph(n, 800, seed=5)
-    sse = StochasticSharedEmbedding(num_rows=n, p=1.0, graph=graph, rho=rho)
+    sse = SseIndexTransform(num_rows=n, p=1.0, graph=graph, rho=rho)
     idx = torch.randint(0, n, (DRAWS,), generator=_gen(6))
     out = sse(idx, generator=_gen(7))
     keys = set(graph.edge_keys().tolist())
@@ -107,7 +107,7 @@ def test_rho_one_and_complete_graph_are_se() -> None:
     complete = RowGraph.from_groups(torch.zeros(n, dtype=torch.long))
     assert complete.num_edges == n * (n - 1) // 2
     for graph, rho in ((complete, 7.0), (_random_graph(n, 20, seed=8), 1.0)):
-        sse = StochasticSharedEmbedding(num_rows=n, p=0.3, graph=graph, rho=rho)
+        sse = SseIndexTransform(num_rows=n, p=0.3, graph=graph, rho=rho)
         out = sse(torch.full((DRAWS // 2,), j), generator=_gen(9))
         _assert_matches(torch.bincount(out, minlength=n), _kernel_row(None, n, j, 0.3, 1.0))
 
@@ -116,7 +116,7 @@ def test_non_neighbour_draw_is_exact() -> None:
     """The fixed-point draw returns the r-th row outside {j} and N(j), for every r (dense graph)."""
     n = 25
     graph = _random_graph(n, 200, seed=10)
-    sse = StochasticSharedEmbedding(num_rows=n, p=1.0, graph=graph, rho=2.0)
+    sse = SseIndexTransform(num_rows=n, p=1.0, graph=graph, rho=2.0)
     for j in range(n):
         nbrs = set(graph.indices[graph.indptr[j] : graph.indptr[j + 1]].tolist())
         outside = [k for k in range(n) if k != j and k not in nbrs]
@@ -129,13 +129,13 @@ def test_non_neighbour_draw_is_exact() -> None:
 
 def test_rho_inf_never_replaces_isolated_rows() -> None:
     graph = RowGraph.from_edges(num_rows=5, src=torch.tensor([0]), dst=torch.tensor([1]))
-    sse = StochasticSharedEmbedding(num_rows=5, p=1.0, graph=graph, rho=math.inf)
+    sse = SseIndexTransform(num_rows=5, p=1.0, graph=graph, rho=math.inf)
     out = sse(torch.tensor([0, 1, 2, 3, 4] * 100), generator=_gen(11))
     assert out.tolist() == [1, 0, 2, 3, 4] * 100
 
 
 def test_identity_in_eval_mode_and_for_frozen_indices() -> None:
-    sse = StochasticSharedEmbedding(num_rows=10, p=1.0)
+    sse = SseIndexTransform(num_rows=10, p=1.0)
     idx = torch.randint(0, 10, (4, 50), generator=_gen(12))
     frozen = torch.rand(4, 50, generator=_gen(13)) < 0.5
     out = sse(idx, frozen, generator=_gen(14))
@@ -147,7 +147,7 @@ def test_identity_in_eval_mode_and_for_frozen_indices() -> None:
 
 
 def test_seeded_draws_repeat() -> None:
-    sse = StochasticSharedEmbedding(num_rows=100, p=0.5, graph=_random_graph(100, 300, 15), rho=3.0)
+    sse = SseIndexTransform(num_rows=100, p=0.5, graph=_random_graph(100, 300, 15), rho=3.0)
     idx = torch.randint(0, 100, (1000,), generator=_gen(16))
     assert torch.equal(sse(idx, generator=_gen(17)), sse(idx, generator=_gen(17)))
 
@@ -171,9 +171,9 @@ def test_build_sse_validates() -> None:
     with pytest.raises(ValueError, match="needs a graph"):
         build_sse(num_rows=5, kind="graph", p=0.1, rho=1.0, graph=None)
     with pytest.raises(ValueError, match="not in"):
-        StochasticSharedEmbedding(num_rows=5, p=1.5)
+        SseIndexTransform(num_rows=5, p=1.5)
     with pytest.raises(ValueError, match="rows"):
-        StochasticSharedEmbedding(num_rows=5, p=0.1, graph=_random_graph(6, 3, 0))
+        SseIndexTransform(num_rows=5, p=0.1, graph=_random_graph(6, 3, 0))
 
 
 def test_from_groups_connects_rows_of_one_group() -> None:
@@ -220,7 +220,7 @@ def test_empty_and_int32_indices() -> None:
     g = _gen(21)  # N^2 > 2^31: int32 keys row * N + col would overflow
     src, dst = torch.randint(50_000, 50_050, (2, 500), generator=g)
     graph = RowGraph.from_edges(num_rows=60_000, src=src, dst=dst)
-    sse = StochasticSharedEmbedding(num_rows=60_000, p=0.5, graph=graph, rho=1e4)
+    sse = SseIndexTransform(num_rows=60_000, p=0.5, graph=graph, rho=1e4)
     assert sse(torch.zeros(0, dtype=torch.long)).numel() == 0
     idx = torch.randint(50_000, 50_050, (5000,), generator=_gen(22), dtype=torch.int32)
     out = sse(idx, generator=_gen(23))

@@ -43,7 +43,7 @@ def _bernoulli_positions(
     return positions[positions < size]
 
 
-class StochasticSharedEmbedding(nn.Module):
+class SseIndexTransform(nn.Module):
     """The SSE index transform for one table of ``num_rows`` rows.
 
     Kernel (what one call samples, independently for every index ``j``)::
@@ -215,7 +215,7 @@ def _uniform_other(rows: torch.Tensor, n: int, generator: torch.Generator | None
 
 def build_sse(
     *, num_rows: int, kind: str, p: float, rho: float, graph: RowGraph | None
-) -> StochasticSharedEmbedding | None:
+) -> SseIndexTransform | None:
     """The transform a table's ``sse`` config asks for (``None`` for ``kind == "none"``).
 
     Raises:
@@ -224,9 +224,9 @@ def build_sse(
     if kind == "none":
         return None
     if kind == "se":
-        return StochasticSharedEmbedding(num_rows=num_rows, p=p)
+        return SseIndexTransform(num_rows=num_rows, p=p)
     if kind == "graph":
         if graph is None:
             raise ValueError("SSE-Graph needs a graph over the table's rows")
-        return StochasticSharedEmbedding(num_rows=num_rows, p=p, graph=graph, rho=rho)
+        return SseIndexTransform(num_rows=num_rows, p=p, graph=graph, rho=rho)
     raise ValueError(f"unknown SSE kind {kind!r} (none, se, graph)")
