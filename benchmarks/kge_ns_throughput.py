@@ -62,7 +62,7 @@ def embedlab_rate(*, dim_complex: int, negatives: int, batches: int, repeats: in
     model = build_model(cfg, ds)
     known = known_answers(ds.all_triples(), ds.num_relations)
     task = build_task(model=model, dataset=ds, known=known, config=cfg)
-    optimizer = build_optimizer(model.parameters(), cfg.train)
+    optimizer = build_optimizer(model.parameters(), name=cfg.train.optimizer, lr=cfg.train.lr)
     model.train()
 
     def endless():
