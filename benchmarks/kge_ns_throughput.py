@@ -30,7 +30,7 @@ from embedlab.datasets.kg import load_kg
 from embedlab.evaluation.kge_eval import known_answers
 from embedlab.kge.config import build_config
 from embedlab.kge.run import build_model
-from embedlab.kge.task import build_task
+from embedlab.kge.training_types import build_task
 from embedlab.training.optim import build_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -78,27 +79,46 @@ def test_export_npz(run_dir: Path, tmp_path: Path) -> None:
     assert len(data["entity_ids"]) == 14 and len(data["relation_ids"]) == 55
 
 
-def test_predict_by_name(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _predict(run_dir: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[tuple]:
+    """``(rank, entity, printed score)`` lines of ``embedlab kge predict``."""
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "kge",
-                "predict",
-                str(run_dir),
-                "--head",
-                "brazil",
-                "--relation",
-                "embassy",
-                "--top-k",
-                "3",
-            ]
-        )
-        == 0
-    )
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].split()[0] == "1"
-    assert main(["kge", "predict", str(run_dir), "--tail", "usa", "--relation", "embassy"]) == 0
+    assert main(["kge", "predict", str(run_dir), *args]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.strip().splitlines()]
+    return [(int(rank), name, float(score)) for rank, name, score in rows]
+
+
+def _complex_scores(data: np.lib.npyio.NpzFile, given: str, relation: str, side: str) -> dict:
+    """ComplEx ``Re(<s, r, conj(o)>)`` of every answer to (given, relation, ?) (``side="tail"``) or
+    (?, relation, given) (``side="head"``, the reciprocal relation), by numpy from the export."""
+    entities = [str(e) for e in data["entity_ids"]]
+    relations = [str(r) for r in data["relation_ids"]]
+    ent = data["entity_embeddings"].astype(np.float64)  # (N, d): real parts, then imaginary
+    z = ent[:, : ent.shape[1] // 2] + 1j * ent[:, ent.shape[1] // 2 :]  # (N, d/2)
+    table = "relation_embeddings" if side == "tail" else "reciprocal_relation_embeddings"
+    rel = data[table][relations.index(relation)].astype(np.float64)
+    w = rel[: len(rel) // 2] + 1j * rel[len(rel) // 2 :]  # (d/2,)
+    subject = z[entities.index(given)]
+    return {e: float(np.real(np.sum(subject * w * np.conj(z[k])))) for k, e in enumerate(entities)}
+
+
+@pytest.mark.parametrize(
+    ("flag", "given", "side"), [("--head", "brazil", "tail"), ("--tail", "usa", "head")]
+)
+def test_predict_equals_brute_force_ranking_of_the_export(
+    flag: str, given: str, side: str, run_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """The top-k answers are the k best of the exported embeddings' ComplEx scores, in order."""
+    assert main(["kge", "export", str(run_dir), str(tmp_path / "emb.npz")]) == 0
+    scores = _complex_scores(np.load(tmp_path / "emb.npz"), given, "embassy", side)
+    ranking = sorted(scores, key=lambda e: -scores[e])
+    for top_k in (3, 10):
+        got = _predict(run_dir, capsys, flag, given, "--relation", "embassy", "--top-k", str(top_k))
+        assert [rank for rank, _, _ in got] == list(range(1, top_k + 1))
+        assert [name for _, name, _ in got] == ranking[:top_k]
+        for _, name, printed in got:  # printed with 4 decimals
+            assert abs(printed - scores[name]) <= 5e-5 + 1e-6, name
+    everything = _predict(run_dir, capsys, flag, given, "--relation", "embassy", "--top-k", "99")
+    assert [name for _, name, _ in everything] == ranking  # top-k capped at the 14 entities
 
 
 @pytest.mark.parametrize(
@@ -152,24 +172,56 @@ def test_overwrite_refuses_a_directory_that_is_not_a_run(
     assert "refusing" in capsys.readouterr().err
 
 
+# A tiny learning rate: validation MRR stalls (no gain at most validations), so a plateau
+# scheduler with patience 0 has reason to decay after nearly every validation.
+STALL = [
+    *FAST,
+    "--set",
+    "train.max_epochs=5",
+    "--set",
+    "train.lr=1e-5",
+    "--set",
+    "train.lr_patience=0",
+]
+
+
+def _trace(out: Path, event: str) -> list[dict]:
+    lines = (out / "trace.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == event]
+
+
+def _plateau_lrs(lr: float, factor: float, valid_mrrs: list[float]) -> list[float]:
+    """The LR of each epoch under "decay by ``factor`` after every validation whose MRR does not
+    beat the best so far by a relative 1e-4" (ReduceLROnPlateau, mode max, patience 0; every
+    epoch is validated and an epoch's LR is logged before its validation)."""
+    lrs, best = [], -math.inf
+    for mrr in valid_mrrs:
+        lrs.append(lr)
+        if mrr > best * (1 + 1e-4):  # best starts at -inf
+            best = mrr
+        else:
+            lr *= factor
+    return lrs
+
+
 def test_lr_decay_one_disables_the_scheduler(tmp_path: Path) -> None:
     out = tmp_path / "nodecay"
-    assert (
-        main(
-            [
-                "kge",
-                "train",
-                "--dataset",
-                "nations",
-                "--out",
-                str(out),
-                *FAST,
-                "--set",
-                "train.lr_decay=1",
-            ]
-        )
-        == 0
-    )
+    argv = ["kge", "train", "--dataset", "nations", "--out", str(out), *STALL]
+    assert main([*argv, "--set", "train.lr_decay=1"]) == 0
+    mrrs = [e["mrr"] for e in _trace(out, "valid")]
+    assert len(mrrs) == 5
+    assert _plateau_lrs(1e-5, 0.5, mrrs) != [1e-5] * 5  # a scheduler would have decayed
+    assert [e["lr"] for e in _trace(out, "epoch")] == [1e-5] * 5
+
+
+def test_lr_decay_below_one_decays_when_validation_stalls(tmp_path: Path) -> None:
+    out = tmp_path / "decay"
+    argv = ["kge", "train", "--dataset", "nations", "--out", str(out), *STALL]
+    assert main([*argv, "--set", "train.lr_decay=0.5"]) == 0
+    mrrs = [e["mrr"] for e in _trace(out, "valid")]
+    want = _plateau_lrs(1e-5, 0.5, mrrs)
+    assert want[-1] < 1e-5, "no stall in this run: the test would not test the decay"
+    assert [e["lr"] for e in _trace(out, "epoch")] == pytest.approx(want, rel=1e-12)
 
 
 def test_time_budget_stops_training(tmp_path: Path) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from safetensors import safe_open
+from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import save_file
 
 from embedlab.embeddings import (
@@ -180,6 +184,106 @@ def test_file_smaller_than_fp32_table(tmp_path: Path) -> None:
     floats = 4 * (Dn * K * dp + dp * dim + dim)
     assert packed + floats <= size <= packed + floats + 4096  # + header and metadata
     assert size * 10 < rows * dim * 4  # fp32 table: 1.28 MB
+
+
+# -- a dense oracle from the file alone -------------------------------------------------------
+def _unpack_little_endian(data: bytes, bits: int, count: int) -> list[int]:
+    """``count`` codes of ``bits`` bits from a stream whose bit ``b`` is bit ``b % 8`` of byte
+    ``b // 8``; code ``m`` holds stream bits ``m*bits .. (m+1)*bits - 1``, least significant first."""
+    codes = []
+    for m in range(count):
+        value = 0
+        for j in range(bits):
+            b = m * bits + j
+            value |= ((data[b // 8] >> (b % 8)) & 1) << j
+        codes.append(value)
+    return codes
+
+
+def _numpy_compose(kd: dict, w: dict[str, np.ndarray], vectors: list[np.ndarray]) -> np.ndarray:
+    """``f(e_1, ..., e_D)`` of paper 003 in numpy: pooled (sum or mean) then ``P x + b`` (linear)
+    or ``P2 tanh(P1 x + b1) + b2`` (mlp); lstm: the mean of an LSTM's hidden states (gates in
+    torch's order i, f, g, o) projected by ``P``."""
+
+    def sigmoid(x: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-x))
+
+    if kd["composition"] == "lstm":
+        h = c = np.zeros(kd["code_dim"])
+        states = []
+        for x in vectors:
+            gates = w["lstm.weight_ih_l0"] @ x + w["lstm.bias_ih_l0"]
+            gates = gates + w["lstm.weight_hh_l0"] @ h + w["lstm.bias_hh_l0"]
+            i, f, g, o = np.split(gates, 4)
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
+            states.append(h)
+        return w["proj.weight"] @ (sum(states) / len(states)) + w["proj.bias"]
+    pooled = sum(vectors)
+    if kd["reduce"] == "mean":
+        pooled = pooled / len(vectors)
+    out = w["proj.weight"] @ pooled + w["proj.bias"]
+    if kd["composition"] == "mlp":
+        out = w["out.weight"] @ np.tanh(out) + w["out.bias"]
+    return out
+
+
+def numpy_dense_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes (N, D), table (N, d))`` read from a KD-code file with safetensors' numpy API and
+    composed row by row in float64: ``v_i = f(W^1[c_i1], ..., W^D[c_iD])``."""
+    with safe_open(str(path), framework="numpy") as handle:
+        meta = handle.metadata()
+    tensors = load_numpy(str(path))
+    kd = json.loads(meta["kd"])
+    rows, bits, positions = int(meta["num_rows"]), int(meta["bits"]), kd["D"]
+    flat = _unpack_little_endian(tensors["codes"].tobytes(), bits, rows * positions)
+    codes = np.array(flat).reshape(rows, positions)
+    book = tensors["codebook"].astype(np.float64)  # (D or 1, K, d')
+    weights = {
+        name.removeprefix("compose."): value.astype(np.float64)
+        for name, value in tensors.items()
+        if name.startswith("compose.")
+    }
+    table = []
+    for i in range(rows):
+        vectors = [book[0 if kd["shared_codebook"] else j][codes[i, j]] for j in range(positions)]
+        table.append(_numpy_compose(kd, weights, vectors))
+    return codes, np.stack(table)
+
+
+DENSE = [
+    pytest.param(comp, reduce, shared, id=f"{comp}-{reduce}-{'shared' if shared else 'perpos'}")
+    for comp in ("linear", "mlp", "lstm")
+    for reduce in ("sum", "mean")
+    for shared in (False, True)
+    if not (comp == "lstm" and reduce == "mean")  # the LSTM always averages its states
+]
+
+
+@pytest.mark.parametrize(("composition", "reduce", "shared"), DENSE)
+def test_compact_and_trained_layer_equal_a_dense_numpy_table(
+    composition: str, reduce: str, shared: bool, tmp_path: Path
+) -> None:
+    """Oracle independent of ``gather_code_vectors`` and the composition modules: the file's
+    codes (unpacked by hand) are the argmax of the logits, and every row of the compact and
+    the trained layer is the numpy composition of its code vectors."""
+    K = 5  # 3 bits: codes straddle byte boundaries
+    layer = make(K=K, composition=composition, reduce=reduce, shared_codebook=shared)
+    force_codes(layer, torch.randint(0, K, (N, D), generator=torch.Generator().manual_seed(7)))
+    with torch.no_grad():
+        for param in [layer.codebook, *layer.compose.parameters()]:
+            param.add_(0.1 * torch.randn_like(param))
+    layer.eval()
+    path = tmp_path / "codes.safetensors"
+    save_compact(export_kd(layer), path)
+    codes, table = numpy_dense_table(path)
+    assert codes.tolist() == np.argmax(layer.logits.detach().numpy(), axis=2).tolist()
+    loaded = load_compact(path)
+    for got in (loaded.all(), layer.all().detach(), loaded(torch.arange(N).flip(0)).flip(0)):
+        np.testing.assert_allclose(got.double().numpy(), table, rtol=1e-5, atol=1e-6)
+    if composition == "linear":
+        fast = loaded.fast_linear().all()
+        np.testing.assert_allclose(fast.double().numpy(), table, rtol=1e-5, atol=1e-6)
 
 
 # -- fast path and errors -----------------------------------------------------------------

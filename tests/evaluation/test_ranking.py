@@ -7,10 +7,10 @@ import torch
 
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers, rank_queries
+from embedlab.evaluation.queries import as_queries
 from embedlab.evaluation.ranking import metrics_from_ranks, ranks_from_scores
 from embedlab.kge.config import build_config
 from embedlab.kge.model import KgeModel
-from embedlab.kge.reciprocal import as_queries
 
 
 def test_tie_semantics_hand_example() -> None:

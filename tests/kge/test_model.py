@@ -69,7 +69,7 @@ def test_fused_training_loss_equals_plain_and_reaches_parameters(name: str, loss
     if loss == "sce":
         plain = sce(scores, q[:, 2]) / 16
     elif loss == "sce_ls":
-        plain = sce_ls(scores, q[:, 2], lam=cfg.loss.label_smoothing) / 16
+        plain = sce_ls(scores, q[:, 2], label_smoothing=cfg.loss.label_smoothing) / 16
     else:
         w = task.frequencies.backward_correction_weights(q[:, 0], q[:, 1], q[:, 2])
         assert not torch.allclose(w, torch.ones_like(w))

@@ -4,6 +4,7 @@ KD teachers from ``train.init_from``, and the CLI (exit code 2 on user errors)."
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from embedlab.lm import run as lm_run
 from embedlab.lm.config import LmConfig
 from embedlab.lm.load import load_run
 from embedlab.training.loop import Loop
+from tests.embeddings.kd_oracles import dense_oracle
 
 
 def write_tiny_corpus(folder: Path, *, words: int = 12, seed: int = 0, lines: int = 120) -> Path:
@@ -170,9 +172,20 @@ def test_init_from_passes_the_teacher_table(corpus: Path, tmp_path: Path) -> Non
     _, _, teacher = load_run(teacher_dir)
     cfg = config(corpus, "train.max_epochs=1", f"train.init_from={teacher_dir}", *PDG)
     metrics = lm_run.train_lm(cfg, tmp_path / "student", progress=False)
-    assert metrics["compression"]["tables"]["token_embedding"]["distill_relative_error"] >= 0
     trace = (tmp_path / "student/trace.jsonl").read_text()
     assert trace.count('"event": "distill"') == 2
+    # no task epochs: the saved table is the distilled one, whose relative error
+    # ||V - U||^2 / ||U||^2 is computed from a row-by-row dense oracle of its codes
+    distilled = config(corpus, "train.max_epochs=0", f"train.init_from={teacher_dir}", *PDG)
+    reported = lm_run.train_lm(distilled, tmp_path / "distilled", progress=False)
+    _, _, only_distilled = load_run(tmp_path / "distilled")
+    dense = dense_oracle(only_distilled.token_embedding)  # (V, d)
+    target = teacher.token_embedding.weight.detach()
+    error = float((dense - target).pow(2).sum() / target.pow(2).sum())
+    table = reported["compression"]["tables"]["token_embedding"]
+    assert table["distill_relative_error"] == pytest.approx(error, rel=1e-5)
+    trained = metrics["compression"]["tables"]["token_embedding"]
+    assert trained["distill_relative_error"] == table["distill_relative_error"]  # same stage
     # the teacher is a buffer of the KD layer: the student evaluates without the teacher run
     shutil.rmtree(teacher_dir)
     _, _, student = load_run(tmp_path / "student")
@@ -203,7 +216,14 @@ def test_cli_train_evaluate_and_user_errors(
     assert main([*args, *sets, "--set", "train.max_epochs=1"]) == 0
     assert "test: perplexity" in capsys.readouterr().out
     assert main(["lm", "evaluate", str(out), "--split", "valid"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["tokens"] > 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    lines = (corpus / "valid.txt").read_text(encoding="utf-8").splitlines()
+    stream = sum(len(line.split()) + 1 for line in lines)  # words and one <eos> per line
+    rows = 2  # eval.batch_size: B streams of T = stream // B tokens, B (T - 1) predicted
+    assert printed["tokens"] == rows * (stream // rows - 1)
+    assert printed["perplexity"] == pytest.approx(math.exp(printed["loss"]), rel=1e-9)
+    saved = json.loads((out / "metrics.json").read_text())["valid"]
+    assert printed["perplexity"] == pytest.approx(saved["perplexity"], rel=1e-9)
     for argv in (
         [*args, "--set", "model.bogus=1"],
         [*args, "--set", "model.tie_weights=true", "--set", "model.hidden=7"],

@@ -34,15 +34,17 @@ def log_softmax(row: list[float], i: int) -> float:
 
 
 def test_sce_ls_hand_computed() -> None:
-    lam = 0.3
+    lam = 0.3  # λ
     expected = 0.0
     for row, y in zip(SCORES.tolist(), TARGETS.tolist(), strict=True):
         expected += -(1 - lam) * log_softmax(row, y)
         expected += -lam / 3 * sum(log_softmax(row, i) for i in range(3))
-    assert sce_ls(SCORES, TARGETS, lam=lam).item() == pytest.approx(expected, rel=1e-12)
-    assert sce_ls(SCORES, TARGETS, lam=0.0).item() == pytest.approx(sce(SCORES, TARGETS).item())
-    with pytest.raises(ValueError, match="lam"):
-        sce_ls(SCORES, TARGETS, lam=1.0)
+    value = sce_ls(SCORES, TARGETS, label_smoothing=lam).item()
+    assert value == pytest.approx(expected, rel=1e-12)
+    plain = sce_ls(SCORES, TARGETS, label_smoothing=0.0).item()
+    assert plain == pytest.approx(sce(SCORES, TARGETS).item())
+    with pytest.raises(ValueError, match="label_smoothing"):
+        sce_ls(SCORES, TARGETS, label_smoothing=1.0)
 
 
 def test_sce_soft_targets_equal_eq4() -> None:
@@ -68,7 +70,7 @@ def test_fused_sce_with_smoothing_and_weights_equals_plain(lam: float) -> None:
     w = torch.rand(20, dtype=torch.float64)
     ce = torch.nn.functional.cross_entropy(q @ c.T, y, reduction="none", label_smoothing=lam)
     plain = (w * ce).sum()
-    fused = sce_tail_linear(q, c, y, lam=lam, weights=w, block_bytes=4 * 11 * 3)
+    fused = sce_tail_linear(q, c, y, label_smoothing=lam, weights=w, block_bytes=4 * 11 * 3)
     assert fused.item() == pytest.approx(plain.item(), rel=1e-10)
     for a, b in zip(
         torch.autograd.grad(fused, (q, c)), torch.autograd.grad(plain, (q, c)), strict=True
@@ -85,24 +87,24 @@ def test_ns_hand_computed_sum_and_mean() -> None:
     pos = log_sigmoid(1.0 + g) + log_sigmoid(-1.0 + g) + log_sigmoid(0.0 + g)
     neg_sum = log_sigmoid(-(2.0 + g)) + log_sigmoid(-(3.0 + g)) + log_sigmoid(-(0.5 + g))
     neg_mean = (log_sigmoid(-(2.0 + g)) + log_sigmoid(-(3.0 + g))) / 2 + log_sigmoid(-(0.5 + g))
-    assert ns(s, POS, gamma=g).item() == pytest.approx(-(pos + neg_sum), rel=1e-12)
-    assert ns(s, POS, gamma=g, reduction="mean").item() == pytest.approx(
+    assert ns(s, POS, margin=g).item() == pytest.approx(-(pos + neg_sum), rel=1e-12)
+    assert ns(s, POS, margin=g, negative_reduction="mean").item() == pytest.approx(
         -(pos + neg_mean), rel=1e-12
     )
 
 
 def test_sans_weights_hand_computed_and_alpha_zero_is_ns() -> None:
-    w = sans_negative_weights(SCORES, POS, alpha=2.0, reduction="mean")
+    w = sans_negative_weights(SCORES, POS, adversarial_temperature=2.0, negative_reduction="mean")
     e2, e3 = math.exp(2 * 2.0), math.exp(2 * 3.0)
     assert w[0].tolist() == pytest.approx([0.0, e2 / (e2 + e3), e3 / (e2 + e3)])
     assert w[1].tolist() == pytest.approx([1.0, 0.0, 0.0])
     for red in ("sum", "mean"):
-        assert sans(SCORES, POS, alpha=0.0, reduction=red).item() == pytest.approx(
-            ns(SCORES, POS, reduction=red).item()
-        )
+        value = sans(SCORES, POS, adversarial_temperature=0.0, negative_reduction=red).item()
+        assert value == pytest.approx(ns(SCORES, POS, negative_reduction=red).item())
     # the weights are detached: the gradient w.r.t. the negatives is w * sigmoid(s)
     s = SCORES.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(sans(s, POS, alpha=2.0, reduction="mean"), s)
+    loss = sans(s, POS, adversarial_temperature=2.0, negative_reduction="mean")
+    (g,) = torch.autograd.grad(loss, s)
     expected = w[0, 2] * torch.sigmoid(s[0, 2].detach())
     assert g[0, 2].item() == pytest.approx(expected.item())
 

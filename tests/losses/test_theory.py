@@ -14,7 +14,7 @@ import torch
 
 from embedlab.cli.main import main
 from embedlab.losses import ns, ns_freq, sans, sce, sce_bc, sce_ls
-from embedlab.losses.kl import dataset_kl, figure2, kl_train_test
+from embedlab.losses.kl import DEFAULT_EPSILON, dataset_kl, figure2, kl_train_test
 from embedlab.losses.theory import (
     OBJECTIVE_LOSSES,
     bregman,
@@ -190,7 +190,7 @@ def _ns_rows(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def test_ns_uniform_props_2_and_5() -> None:
     """``ns`` (sum) weights each of the 5 negatives by 1 = v p_n with v = 5, p_n = 1/5: eq. 8
     gives exp(f) = p_d / (v p_n) = p_d, and softmax(f) = p_d (Prop. 5)."""
-    theta = _fit(lambda t: ns(*_ns_rows(t), reduction="sum"))
+    theta = _fit(lambda t: ns(*_ns_rows(t), negative_reduction="sum"))
     torch.testing.assert_close(theta.exp(), P_D, rtol=TOL, atol=0)
     assert (torch.softmax(theta, -1) - P_D).abs().max() < TOL
 
@@ -199,7 +199,7 @@ def test_ns_frequency_noise_props_2_and_3() -> None:
     """``ns_freq`` (sum) weights negatives by v p_n(y) with v = 5: exp(f) = p_d / (5 p_n) (eq. 8)
     and softmax(f) = eq. 9 = table 1's NS w/ Freq row, which differs from p_d."""
     noise = torch.cat([torch.ones(1, dtype=F64), P_N]).expand(60, 6)  # column 0 is masked
-    theta = _fit(lambda t: ns_freq(*_ns_rows(t), noise=noise, reduction="sum"))
+    theta = _fit(lambda t: ns_freq(*_ns_rows(t), noise=noise, negative_reduction="sum"))
     torch.testing.assert_close(theta.exp(), P_D / (5 * P_N), rtol=TOL, atol=0)
     want = objective_distribution("ns_freq", P_D, p_n=P_N)
     assert (torch.softmax(theta, -1) - want).abs().max() < TOL
@@ -212,7 +212,9 @@ def test_sans_smooths_towards_uniform() -> None:
     distribution keeps p_d's order of candidates and is closer to uniform than p_d in total
     variation. It also equals the exact fixed point p_d^(1/(1+α)) of eqs. 10 + 14
     (:func:`sans_fixed_point`, our derivation, not the paper's)."""
-    theta = _fit(lambda t: sans(*_ns_rows(t), alpha=1.0, reduction="sum"))
+    theta = _fit(
+        lambda t: sans(*_ns_rows(t), adversarial_temperature=1.0, negative_reduction="sum")
+    )
     learned = torch.softmax(theta, -1)
     uniform = torch.full_like(P_D, 0.2)
     tv_learned = 0.5 * (learned - uniform).abs().sum(-1)
@@ -230,7 +232,7 @@ def test_sce_soft_targets() -> None:
 
 def test_sce_label_smoothing() -> None:
     """eq. 17, λ = 0.3: softmax(f) = 0.7 p_d + 0.3/5 (table 1, SCE w/ LS)."""
-    theta = _fit(lambda t: sce_ls(t, P_D, lam=0.3))
+    theta = _fit(lambda t: sce_ls(t, P_D, label_smoothing=0.3))
     want = objective_distribution("sce_ls", P_D, lam=0.3)
     assert (torch.softmax(theta, -1) - want).abs().max() < TOL
 
@@ -333,8 +335,21 @@ def test_kl_rejects_bad_input() -> None:
 
 
 def test_dataset_kl_and_figure2(tiny_kg: Path, tmp_path: Path) -> None:
+    """The KL of a dataset directory equals the naive loops on its train and test files, with
+    ids of our own (the KL does not depend on how entities and relations are numbered)."""
     res = dataset_kl(str(tiny_kg))
-    assert res.kl > 0 and res.queries + res.skipped > 0
+    labelled = {
+        split: [line.split("\t") for line in (tiny_kg / f"{split}.txt").read_text().splitlines()]
+        for split in ("train", "valid", "test")
+    }
+    every = [t for part in labelled.values() for t in part]
+    entities = sorted({h for h, _, _ in every} | {t for _, _, t in every}, reverse=True)
+    relations = sorted({r for _, r, _ in every}, reverse=True)
+    ids = {split: [[entities.index(h), relations.index(r), entities.index(t)]
+                   for h, r, t in part] for split, part in labelled.items()}  # fmt: skip
+    want, kept = _naive_kl(ids["train"], ids["test"], len(entities), DEFAULT_EPSILON)
+    assert res.kl == pytest.approx(want, rel=1e-10)
+    assert res.queries == kept and res.skipped == 2 * len(ids["test"]) - kept
     out = figure2([res, res], tmp_path / "fig2.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from mpl_toolkits.mplot3d import Axes3D
+from safetensors.numpy import load_file as load_numpy
 
 import embedlab.recsys.projection as projection
 from embedlab.cli.main import main
@@ -119,8 +121,53 @@ def test_load_table(runs: list[Path]) -> None:
         load_table(runs[0], "item")
 
 
+def _numpy_pca(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 3)`` projections and ``(3,)`` variance ratios by numpy's SVD of the centred rows, each
+    component signed as documented (its largest-magnitude loading positive, sklearn's svd_flip)."""
+    centred = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    components = vt[:3] * np.sign(vt[:3][np.arange(3), np.abs(vt[:3]).argmax(axis=1)])[:, None]
+    return centred @ components.T, s[:3] ** 2 / (s**2).sum()
+
+
+def _table(run_dir: Path, rows: int) -> np.ndarray:
+    """The ``(rows, DIM)`` table of the run's checkpoint, read with safetensors' numpy API."""
+    tensors = load_numpy(str(run_dir / "checkpoints" / "last.safetensors"))
+    [table] = [v for v in tensors.values() if v.shape == (rows, DIM)]
+    return table.astype(np.float64)
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Axes3D, np.ndarray]]:
+    """Every 3-D scatter drawn: its axes and its ``(n, 3)`` points, as passed to matplotlib."""
+    calls: list[tuple[Axes3D, np.ndarray]] = []
+    real = Axes3D.scatter
+
+    def spy(self: Axes3D, xs, ys, zs=0, *args, **kwargs):
+        calls.append(
+            (self, np.column_stack([np.asarray(v, dtype=np.float64) for v in (xs, ys, zs)]))
+        )
+        return real(self, xs, ys, zs, *args, **kwargs)
+
+    monkeypatch.setattr(Axes3D, "scatter", spy)
+    return calls
+
+
+def _assert_axis_labels(ax: Axes3D, table: np.ndarray) -> None:
+    """Each axis is labelled with the share of the variance its component explains."""
+    _, ratios = _numpy_pca(table)
+    labels = [ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()]
+    assert labels == [f"PC{k + 1} ({100 * ratios[k]:.1f}%)" for k in range(3)]
+
+
+def _assert_panel(ax: Axes3D, points: np.ndarray, table: np.ndarray) -> None:
+    """The drawn points are the table's numpy PCA, row for row; the axis labels its ratios."""
+    np.testing.assert_allclose(points, _numpy_pca(table)[0], rtol=1e-5, atol=1e-6)
+    _assert_axis_labels(ax, table)
+
+
 def test_plot_embeddings_with_labels(
-    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drawn: list
 ) -> None:
     names = [f"genre{k}" for k in range(10)]
 
@@ -132,21 +179,37 @@ def test_plot_embeddings_with_labels(
     out = tmp_path / "fig" / "projections.png"
     argv = ["plot", "embeddings", *map(str, runs), "--out", str(out), "--title-from-config"]
     assert main([*argv, "--color-by", "genre", "--max-points", "40"]) == 0
-    assert out.is_file() and out.stat().st_size > 10_000
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert len(drawn) == 2
+    picked = []
+    for (ax, points), run in zip(drawn, runs, strict=True):
+        want, _ = _numpy_pca(_table(run, ITEMS))  # (60, 3)
+        _assert_axis_labels(ax, _table(run, ITEMS))
+        assert points.shape == (40, 3)  # a sample of 40 of the 60 projected rows
+        nearest = np.abs(points[:, None, :] - want[None, :, :]).max(axis=2).argmin(axis=1)
+        np.testing.assert_allclose(points, want[nearest], rtol=1e-5, atol=1e-6)
+        assert len(set(nearest.tolist())) == 40
+        picked.append(nearest.tolist())
+    assert sorted(picked[0]) == sorted(picked[1])  # the same rows in panels of equal length
+    assert [ax.get_title() for ax, _ in drawn] == ["no SSE", "SSE-SE (p=0.05)"]
 
 
 def test_plot_embeddings_without_labels(
-    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], drawn: list
 ) -> None:
     out = tmp_path / "plain.png"
     assert main(["plot", "embeddings", *map(str, runs), "--out", str(out)]) == 0  # auto
-    assert out.stat().st_size > 10_000
+    assert out.read_bytes()[:4] == b"\x89PNG"
     assert "not coloured" in capsys.readouterr().err
+    assert len(drawn) == 2
+    for (ax, points), run in zip(drawn, runs, strict=True):
+        _assert_panel(ax, points, _table(run, ITEMS))
     out_user = tmp_path / "users.png"
-    assert (
-        main(["plot", "embeddings", str(runs[0]), "--table", "user", "--out", str(out_user)]) == 0
-    )
-    assert out_user.stat().st_size > 10_000
+    argv = ["plot", "embeddings", str(runs[0]), "--table", "user", "--out", str(out_user)]
+    assert main(argv) == 0
+    assert out_user.read_bytes()[:4] == b"\x89PNG"
+    assert len(drawn) == 3
+    _assert_panel(*drawn[2], _table(runs[0], USERS))
 
 
 def test_plot_embeddings_user_errors(

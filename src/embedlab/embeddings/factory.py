@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any, Protocol
+
 import torch
 
 from embedlab.embeddings.config import EmbeddingConfig
@@ -10,7 +13,16 @@ from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.embeddings.template import EmbeddingLayer
 
-EMBEDDING_LAYERS: dict[str, type[EmbeddingLayer]] = {"lookup": EmbeddingTable, "kd": KdEmbedding}
+
+class LayerClass(Protocol):
+    """A registry entry: the layer class; its constructor takes at least these arguments."""
+
+    def __call__(
+        self, *, num_rows: int, dim: int, config: EmbeddingConfig, graph: RowGraph | None = None
+    ) -> EmbeddingLayer: ...
+
+
+EMBEDDING_LAYERS: dict[str, LayerClass] = {"lookup": EmbeddingTable, "kd": KdEmbedding}
 
 
 def build_embedding(
@@ -23,8 +35,12 @@ def build_embedding(
 ) -> EmbeddingLayer:
     """The layer of kind ``config.kind`` with N = ``num_rows`` rows of width ``dim``.
 
-    ``teacher`` ``(N, dim)``: the pre-trained table of KD's PDG guidance (ignored by ``lookup``).
+    Every kind takes ``num_rows``, ``dim``, ``config`` and ``graph``; the optional inputs are
+    passed to the kinds whose constructor declares them: ``teacher`` ``(N, dim)``, the
+    pre-trained table of KD's PDG guidance (``kd``; a ``lookup`` table has no use for it).
     """
-    if config.kind == "kd":
-        return KdEmbedding(num_rows=num_rows, dim=dim, config=config, graph=graph, teacher=teacher)
-    return EmbeddingTable(num_rows=num_rows, dim=dim, config=config, graph=graph)
+    layer = EMBEDDING_LAYERS[config.kind]
+    optional = {"teacher": teacher}
+    declared = inspect.signature(layer).parameters
+    kwargs: dict[str, Any] = {k: v for k, v in optional.items() if k in declared}
+    return layer(num_rows=num_rows, dim=dim, config=config, graph=graph, **kwargs)

@@ -9,6 +9,7 @@ same term as a penalty (``distill_weight``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -16,7 +17,13 @@ from tqdm import tqdm
 
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.errors import UserError
-from embedlab.training.trace import Trace
+
+
+class EventLog(Protocol):
+    """Where the stage reports its epochs: a run's trace
+    (:class:`embedlab.training.trace.Trace`, which the embedding layers do not import)."""
+
+    def write(self, event: str, **fields: Any) -> None: ...
 
 
 @torch.no_grad()
@@ -90,7 +97,7 @@ def require_teacher_run(pdg: list[str], init_from: str | None) -> None:
         )
 
 
-def distill_stage(model: nn.Module, *, seed: int, trace: Trace) -> dict[str, float]:
+def distill_stage(model: nn.Module, *, seed: int, trace: EventLog) -> dict[str, float]:
     """The PDG stage of every KD table of ``model`` with ``kd.distill_epochs > 0`` (a fresh run
     only): :func:`distill_to_teacher` with a generator seeded by ``seed``, one ``distill`` trace
     event per epoch; returns each table's final relative reconstruction error."""

@@ -1,16 +1,43 @@
-"""Batched filtered evaluation of a KGE model in both directions."""
+"""Batched filtered evaluation of a KGE model in both directions.
+
+The model is any :class:`TailScorer` (structurally: :class:`embedlab.kge.model.KgeModel`), so
+evaluation does not import the KGE package that uses it.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 import torch
 
 from embedlab.evaluation.filtering import KnownAnswers
+from embedlab.evaluation.queries import as_queries
 from embedlab.evaluation.ranking import Ranks, filter_scores_, metrics_from_ranks, ranks_from_scores
-from embedlab.kge.interactions import TailDistanceInteraction, TailLinearInteraction
-from embedlab.kge.model import KgeModel
-from embedlab.kge.reciprocal import as_queries
 
 SCORE_BUDGET_BYTES = 16 * 2**20  # one (B, N) float32 score block; cache-sized
+
+
+class TailScorer(Protocol):
+    """What ranking needs of a KGE model with reciprocal relations."""
+
+    training: bool
+    num_relations: int  # R; relation ids of queries are < 2R
+
+    @property
+    def num_entities(self) -> int: ...
+
+    @property
+    def scoring_width(self) -> int:
+        """Floats held per (query, entity) pair while scoring all tails (memory per score)."""
+        ...
+
+    def score_tails(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` subjects and ``(B,)`` relations ``< 2R`` -> ``(B, N)`` scores."""
+        ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
 
 
 def auto_batch_size(num_entities: int, budget_bytes: int = SCORE_BUDGET_BYTES) -> int:
@@ -20,16 +47,14 @@ def auto_batch_size(num_entities: int, budget_bytes: int = SCORE_BUDGET_BYTES) -
 
 @torch.no_grad()
 def rank_queries(
-    model: KgeModel, queries: torch.Tensor, known: KnownAnswers, *, batch_size: int | None = None
+    model: TailScorer, queries: torch.Tensor, known: KnownAnswers, *, batch_size: int | None = None
 ) -> Ranks:
     """Filtered ranks of tail queries ``(Q, 3)`` rows (subject, relation < 2R, answer).
 
     Every known answer of a query other than its own true answer is removed (set to -inf).
     ``batch_size`` None adapts it to memory; on an out-of-memory error it halves and retries.
     """
-    fast = isinstance(model.scorer, (TailLinearInteraction, TailDistanceInteraction))
-    width = 1 if fast else model.entities.dim  # plain broadcasting: (B, N, d)
-    batch = batch_size or auto_batch_size(model.num_entities * width)
+    batch = batch_size or auto_batch_size(model.num_entities * model.scoring_width)
     parts: list[Ranks] = []
     start = 0
     while start < len(queries):
@@ -52,7 +77,7 @@ def rank_queries(
 
 
 def evaluate_kge(
-    model: KgeModel,
+    model: TailScorer,
     triples: torch.Tensor,
     known: KnownAnswers,
     *,

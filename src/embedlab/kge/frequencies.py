@@ -1,6 +1,6 @@
 """Training-data frequencies for the frequency-based losses of paper 002 (§3.1.2, §4.1).
 
-Queries follow the reciprocal convention (:mod:`embedlab.kge.reciprocal`): a query is
+Queries follow the reciprocal convention (:mod:`embedlab.evaluation.queries`): a query is
 ``(subject, relation < 2R)`` and its answers are tails for ``relation < R``, heads otherwise.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from embedlab.evaluation.filtering import KnownAnswers
-from embedlab.kge.reciprocal import as_queries
+from embedlab.evaluation.queries import as_queries
 
 
 class Frequencies:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import torch
 
 from embedlab.errors import UserError
-from embedlab.kge.objective import Batch, apply_loss
+from embedlab.kge.objective import Batch, apply_loss, loss_spec
 from embedlab.kge.task import KgeTask
 
 
@@ -16,16 +16,19 @@ class KvsAllTask(KgeTask):
     """Batches of distinct queries ``(b, 2)``; loss = (summed loss) / b + penalties.
 
     Softmax losses use the target distribution ``p_d(y|x)`` = uniform over the query's answers
-    (eq. 4); NS-family losses take every answer as a positive and every other entity as a
+    (eq. 4); binary losses take every answer as a positive and every other entity as a
     negative.
 
     Raises:
-        UserError: ``sce_bc`` (its weights are per (x, y) pair; use 1vsAll or negative sampling).
+        UserError: a loss with per-example weights (``sce_bc``: its weights are per (x, y) pair;
+            use 1vsAll or negative sampling).
     """
 
     def setup(self) -> None:
-        if self.config.loss.name == "sce_bc":
-            raise UserError("loss sce_bc needs train.type 1vsAll or negative_sampling")
+        if loss_spec(self.config.loss).example_weights:
+            raise UserError(
+                f"loss {self.config.loss.name} needs train.type 1vsAll or negative_sampling"
+            )
         known = self.frequencies.known
         slots = known.num_relation_slots
         self.queries = torch.stack([known.keys // slots, known.keys % slots], dim=1)  # (K, 2)
@@ -44,10 +47,11 @@ class KvsAllTask(KgeTask):
         rows, cols = self.frequencies.known.lookup(subjects, relations)
         positives = torch.zeros_like(scores, dtype=torch.bool)
         positives[rows, cols] = True
-        noise = None
-        if self.config.loss.name == "ns_freq":
-            noise = self.frequencies.noise(relations, power=self.config.loss.freq_power)
-        summed = apply_loss(self.config.loss, scores, Batch(positives=positives, noise=noise))
+        inputs = Batch(positives=positives)
+        loss_cfg = self.config.loss
+        if loss_spec(loss_cfg).noise:
+            inputs.noise = self.frequencies.noise(relations, power=loss_cfg.freq_power)
+        summed = apply_loss(loss_cfg, scores, inputs)
         # penalties on the batch's (subject, relation) as triples with the subject as object too
         triples = torch.stack([subjects, relations % self.model.num_relations, subjects], dim=1)
         return summed / len(batch) + self.model.penalty(triples), len(batch)

@@ -26,6 +26,9 @@ from embedlab.kge.interactions import (
 class KgeModel(nn.Module):
     """Entity table ``(N, d)``, relation table ``(2R, d_r)`` and an interaction.
 
+    The interaction is registered as a submodule (TuckER's core tensor is a parameter) and typed
+    by its protocol, :class:`~embedlab.kge.interactions.Interaction`.
+
     Either table may be a plain lookup or KD codes (``<table>_embedding.kind``).
 
     ``d_r`` is the interaction's ``relation_dim(d)`` (RotatE ``d/2``, RESCAL ``d^2``, TuckER
@@ -42,6 +45,8 @@ class KgeModel(nn.Module):
     Raises:
         UserError: an odd ``dim`` for ComplEx or RotatE.
     """
+
+    interaction: Interaction
 
     def __init__(
         self,
@@ -60,25 +65,26 @@ class KgeModel(nn.Module):
         )
         self.relations = build_embedding(
             num_rows=2 * num_relations,
-            dim=self.scorer.relation_dim(dim),
+            dim=self.interaction.relation_dim(dim),
             config=config.relation_embedding,
         )
-
-    @property
-    def scorer(self) -> Interaction:
-        """The interaction, typed by its protocol."""
-        inter = self.interaction
-        assert isinstance(inter, Interaction)
-        return inter
 
     @property
     def num_entities(self) -> int:
         return self.entities.num_rows
 
+    @property
+    def scoring_width(self) -> int:
+        """Floats held per (query, entity) pair by :meth:`score_tails`: 1 on the fast paths of
+        tail-linear and tail-distance interactions, the entity width ``d`` when broadcasting
+        ``(B, N, d)``."""
+        fast = isinstance(self.interaction, (TailLinearInteraction, TailDistanceInteraction))
+        return 1 if fast else self.entities.dim
+
     def score_tails(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """``(B,)`` heads and ``(B,)`` relations (``< 2R``) -> ``(B, N)`` scores of every tail."""
         return score_all_tails(
-            self.scorer, self.entities(heads), self.relations(relations), self.entities.all()
+            self.interaction, self.entities(heads), self.relations(relations), self.entities.all()
         )
 
     def score_heads(self, relations: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
@@ -89,7 +95,7 @@ class KgeModel(nn.Module):
         """``(B, 3)`` triples -> ``(B,)`` scores."""
         h, r, t = triples.unbind(1)
         tails = self.entities.apply_dropout(self.entities.lookup(t))  # labels: no SSE
-        return self.scorer.score(self.entities(h), self.relations(r), tails)
+        return self.interaction.score(self.entities(h), self.relations(r), tails)
 
     def score_candidates(
         self, subjects: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor
@@ -105,7 +111,7 @@ class KgeModel(nn.Module):
         """
         h, r = self.entities(subjects), self.relations(relations)  # (Q, d), (Q, d_r)
         t = self.entities.apply_dropout(self.entities.lookup(candidates))  # (Q, k, d), no SSE
-        inter = self.scorer
+        inter = self.interaction
         if isinstance(inter, TailLinearInteraction):
             return (t @ inter.query(h, r).unsqueeze(2)).squeeze(2)  # (Q, k, d) @ (Q, d, 1)
         if isinstance(inter, TailDistanceInteraction):

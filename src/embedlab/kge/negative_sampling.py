@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from embedlab.kge.objective import Batch, apply_loss
+from embedlab.kge.objective import Batch, apply_loss, loss_spec
 from embedlab.kge.sampling import NegativeSampler
 from embedlab.kge.task import KgeTask
 
@@ -14,18 +14,21 @@ from embedlab.kge.task import KgeTask
 class NegativeSamplingTask(KgeTask):
     """Loss = (sum over both sides of the loss of ``(Q, 1 + k)`` candidate scores) / B + penalties.
 
-    Column 0 holds the true answer. Noise: uniform, or for ``ns_freq`` with the ``sampled``
-    reading the unigram distribution of the corrupted slot (power ``loss.freq_power``).
-    SCE-family losses become a sampled softmax over the ``1 + k`` candidates.
+    Column 0 holds the true answer. Noise: uniform, or for a loss that needs noise (``ns_freq``)
+    with the ``sampled`` reading the unigram distribution of the corrupted slot (power
+    ``loss.freq_power``); with the ``weighted`` reading uniform negatives weighted by it.
+    Softmax losses become a sampled softmax over the ``1 + k`` candidates.
     """
 
     def setup(self) -> None:
         loss = self.config.loss
-        sampled_freq = loss.name == "ns_freq" and loss.freq_reading == "sampled"
+        noise = loss_spec(loss).noise
+        self.sampled_noise = noise and loss.freq_reading == "sampled"
+        self.weighted_noise = noise and loss.freq_reading == "weighted"
         self.sampler = NegativeSampler(
             num_entities=self.dataset.num_entities,
             frequencies=self.frequencies,
-            power=loss.freq_power if sampled_freq else None,
+            power=loss.freq_power if self.sampled_noise else None,
             filter=self.config.train.negatives.filter,
         )
 
@@ -38,12 +41,12 @@ class NegativeSamplingTask(KgeTask):
         scores = self.model.score_candidates(subjects, relations, candidates)  # (Q, 1 + k)
         positives = torch.zeros_like(scores, dtype=torch.bool)
         positives[:, 0] = True
-        batch = Batch(positives=positives, targets=torch.zeros_like(answers))
-        if loss.name == "sce_bc":
-            batch.bc_weights = self.frequencies.backward_correction_weights(
+        batch = Batch(targets=torch.zeros_like(answers), positives=positives)
+        if loss_spec(loss).example_weights:
+            batch.weights = self.frequencies.backward_correction_weights(
                 subjects, relations, answers
             )
-        if loss.name == "ns_freq" and loss.freq_reading == "weighted":
+        if self.weighted_noise:
             batch.noise = self.frequencies.noise(relations, candidates, power=loss.freq_power)
         return apply_loss(loss, scores, batch)
 

@@ -19,7 +19,7 @@ from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
 from embedlab.kge.config import KgeConfig
 from embedlab.kge.model import KgeModel
-from embedlab.kge.task import build_task
+from embedlab.kge.training_types import build_task
 from embedlab.training.callbacks import TrainingProgress
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop

@@ -95,19 +95,3 @@ class KgeTask:
             ties=self.config.eval.ties,
             batch_size=self.config.eval.batch_size,
         )
-
-
-def build_task(
-    *, model: KgeModel, dataset: KgDataset, known: KnownAnswers, config: KgeConfig
-) -> KgeTask:
-    """The task of ``config.train.type`` (1vsAll, KvsAll or negative_sampling)."""
-    from embedlab.kge.kvs_all import KvsAllTask
-    from embedlab.kge.negative_sampling import NegativeSamplingTask
-    from embedlab.kge.one_vs_all import OneVsAllTask
-
-    tasks: dict[str, type[KgeTask]] = {
-        "1vsAll": OneVsAllTask,
-        "KvsAll": KvsAllTask,
-        "negative_sampling": NegativeSamplingTask,
-    }
-    return tasks[config.train.type](model=model, dataset=dataset, known=known, config=config)

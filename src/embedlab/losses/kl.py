@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from embedlab.datasets.kg import load_kg
+
 DEFAULT_EPSILON = 1e-3
 # (y column, given-entity column) of a (head, relation, tail) triple for each query direction
 DIRECTIONS = {"head": (0, 2), "tail": (2, 0)}
@@ -244,8 +246,6 @@ def dataset_kl(name: str, *, epsilon: float = DEFAULT_EPSILON) -> KlResult:
     Raises:
         UserError / DatasetError: from :func:`embedlab.datasets.kg.load_kg`.
     """
-    from embedlab.datasets.kg import load_kg
-
     ds = load_kg(name)
     return kl_train_test(
         ds.splits["train"],

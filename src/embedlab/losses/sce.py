@@ -3,7 +3,7 @@ paper folded into one blocked kernel: label smoothing (eq. 17) and per-example w
 
 Two entry points compute the same value:
 
-* :func:`sce` takes a score matrix ``(B, N)``: the pure loss, usable with any scorer.
+* :func:`sce` takes a score matrix ``(B, N)``: the pure loss, usable with any model.
 * :func:`sce_tail_linear` takes queries ``(B, d)`` and candidates ``(N, d)`` of a tail-linear
   interaction (scores = ``queries @ candidates.T``) and never materializes the full ``(B, N)``
   matrix: it walks row blocks that fit in cache, computing scores, log-sum-exp and both gradients
@@ -61,12 +61,13 @@ class _BlockedSce(torch.autograd.Function):
         num = candidates.shape[0]
         # under bf16 autocast the three products run in bf16; softmax and sums stay fp32
         amp = torch.is_autocast_enabled(queries.device.type)
+        dtype = torch.promote_types(queries.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
         for start in range(0, len(queries), block_rows):
             q = queries[start : start + block_rows]  # (b, d)
             y = targets[start : start + block_rows]  # (b,)
             w = weights[start : start + block_rows]  # (b,)
             rows = torch.arange(len(q))
-            scores = (q @ candidates.T).float()  # (b, N), fp32 (a no-op without autocast)
+            scores = (q @ candidates.T).to(dtype)  # (b, N), a no-op without autocast
             lse = torch.logsumexp(scores, dim=1)  # (b,)
             per_row = lse - (1.0 - lam) * scores[rows, y]
             if lam:

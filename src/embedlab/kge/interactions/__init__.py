@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Protocol
 
 from embedlab.kge.config import ModelConfig
 from embedlab.kge.interactions.base import (
@@ -19,7 +19,14 @@ from embedlab.kge.interactions.rotate import RotatE
 from embedlab.kge.interactions.transe import TransE
 from embedlab.kge.interactions.tucker import TuckER
 
-INTERACTIONS: dict[str, type[nn.Module]] = {
+
+class InteractionClass(Protocol):
+    """A registry entry: an interaction class, which reads its own settings from the config."""
+
+    def from_config(self, config: ModelConfig) -> Interaction: ...
+
+
+INTERACTIONS: dict[str, InteractionClass] = {
     "distmult": DistMult,
     "complex": ComplEx,
     "transe": TransE,
@@ -29,16 +36,9 @@ INTERACTIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_interaction(config: ModelConfig) -> nn.Module:
-    """The interaction named by ``config.name`` with its own settings from the config."""
-    name, dim = config.name, config.dim
-    if name == "transe":
-        return TransE(p_norm=config.p_norm)
-    if name == "tucker":
-        return TuckER(dim=dim, relation_dim=config.relation_dim or dim)
-    if name in ("complex", "rotate", "rescal"):
-        return INTERACTIONS[name](dim=dim)
-    return INTERACTIONS[name]()
+def build_interaction(config: ModelConfig) -> Interaction:
+    """The interaction named by ``config.name``, an ``nn.Module`` (TuckER owns a parameter)."""
+    return INTERACTIONS[config.name].from_config(config)
 
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "ComplEx",
     "DistMult",
     "Interaction",
+    "InteractionClass",
     "Rescal",
     "RotatE",
     "TailDistanceInteraction",

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from embedlab.errors import UserError
+from embedlab.kge.config import ModelConfig
 
 
 class ComplEx(nn.Module):
@@ -18,6 +19,10 @@ class ComplEx(nn.Module):
     Raises:
         UserError: odd ``dim``.
     """
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> ComplEx:
+        return cls(dim=config.dim)
 
     def __init__(self, *, dim: int) -> None:
         super().__init__()

@@ -5,10 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from embedlab.kge.config import ModelConfig
+
 
 class DistMult(nn.Module):
     """``score = sum_i h_i r_i t_i``. Shapes: ``(..., d)`` broadcastable -> ``(...)``;
     relation width = entity width."""
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> DistMult:
+        return cls()
 
     def relation_dim(self, dim: int) -> int:
         return dim

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from embedlab.kge.config import ModelConfig
+
 
 class Rescal(nn.Module):
     """``score = h^T M_r t`` with a full ``d x d`` matrix per relation.
@@ -12,6 +14,10 @@ class Rescal(nn.Module):
     A relation row of width ``d * d`` is ``M_r`` row-major. ``query(h, r) = h^T M_r``.
     Shapes: ``h, t (..., d)``, ``r (..., d*d)`` broadcastable -> ``(...)``.
     """
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> Rescal:
+        return cls(dim=config.dim)
 
     def __init__(self, *, dim: int) -> None:
         super().__init__()

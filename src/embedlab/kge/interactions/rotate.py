@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from embedlab.errors import UserError
+from embedlab.kge.config import ModelConfig
 
 
 class RotatE(nn.Module):
@@ -20,6 +21,10 @@ class RotatE(nn.Module):
     Raises:
         UserError: odd ``dim``.
     """
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> RotatE:
+        return cls(dim=config.dim)
 
     def __init__(self, *, dim: int) -> None:
         super().__init__()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from embedlab.kge.config import ModelConfig
+
 
 class TransE(nn.Module):
     """``score = -||h + r - t||_p`` with ``p`` = 1 or 2 (``model.p_norm``).
@@ -14,6 +16,10 @@ class TransE(nn.Module):
     losses add the margin ``γ`` (``loss.margin``) as Sun et al. (2019) do.
     Shapes: ``(..., d)`` broadcastable -> ``(...)``; relation width = ``d``.
     """
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> TransE:
+        return cls(p_norm=config.p_norm)
 
     def __init__(self, *, p_norm: int = 1) -> None:
         super().__init__()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from embedlab.kge.config import ModelConfig
+
 
 class TuckER(nn.Module):
     """``score = W ×_1 h ×_2 r ×_3 t`` with a core tensor ``W (d, d_r, d)`` shared by all relations.
@@ -14,6 +16,10 @@ class TuckER(nn.Module):
     (paper 002's tables 5-6 list entity and relation dropout only).
     Shapes: ``h, t (..., d)``, ``r (..., d_r)`` broadcastable -> ``(...)``.
     """
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> TuckER:
+        return cls(dim=config.dim, relation_dim=config.relation_dim or config.dim)
 
     def __init__(self, *, dim: int, relation_dim: int) -> None:
         super().__init__()

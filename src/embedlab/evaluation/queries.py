@@ -1,4 +1,9 @@
-"""Reciprocal relations: turn every triple into a tail query and a head query."""
+"""Reciprocal queries: every triple as a tail query and as a head query turned into a tail query
+(Lacroix et al. 2018; LibKGE's reciprocal relations; paper 002, appendix D).
+
+It lives here, below the KGE package, because the filter index and both-direction ranking are
+built on it; :mod:`embedlab.kge` uses the same function for training.
+"""
 
 from __future__ import annotations
 
@@ -17,5 +22,5 @@ def as_queries(triples: torch.Tensor, num_relations: int) -> torch.Tensor:
         then ``(t, r + R, h)``.
     """
     h, r, t = triples.unbind(1)
-    inverse = torch.stack([t, r + num_relations, h], dim=1)
-    return torch.cat([triples, inverse], dim=0)
+    inverse = torch.stack([t, r + num_relations, h], dim=1)  # (B, 3)
+    return torch.cat([triples, inverse], dim=0)  # (2B, 3)
