@@ -39,23 +39,6 @@ def _ratings_dir(folder: Path) -> Path:
     return folder
 
 
-def _corpus_dir(folder: Path, *, words: int = 12, lines: int = 120) -> Path:
-    """Sentences from a noisy cycle over ``words`` words, as tests/lm/test_lm_run.py writes."""
-    rng = random.Random(0)
-    vocab = [f"w{i}" for i in range(words)]
-    folder.mkdir(parents=True)
-    for split, n in (("train", lines), ("valid", lines // 6), ("test", lines // 6)):
-        out = []
-        for _ in range(n):
-            at, sentence = rng.randrange(words), []
-            for _ in range(rng.randint(3, 8)):
-                sentence.append(vocab[at])
-                at = (at + 1) % words if rng.random() < 0.8 else rng.randrange(words)
-            out.append(" " + " ".join(sentence) + " ")
-        (folder / f"{split}.txt").write_text("\n".join(out) + "\n", encoding="utf-8")
-    return folder
-
-
 def _sets(*items: str) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
@@ -101,7 +84,7 @@ def _kill_after_first_checkpoint(proc: subprocess.Popen, out: Path) -> None:
     ("kind", "data", "options"),
     [
         pytest.param("mf", _ratings_dir, ["--no-progress", *MF], id="mf-sgd-sse"),
-        pytest.param("lm", _corpus_dir, ["--no-progress", *LM], id="lm-dropout-sse"),
+        pytest.param("lm", write_tiny_corpus, ["--no-progress", *LM], id="lm-dropout-sse"),
     ],
 )
 def test_sigkill_after_first_checkpoint_and_rerun_matches_uninterrupted(
