@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from safetensors.numpy import load_file
 
+from tests.lm.test_lm_run import write_tiny_corpus
+
 
 def _ratings_dir(folder: Path) -> Path:
     """A 40 x 30 rank-2 rating matrix, 60% observed, rounded to 1..5; 80/20 train/test."""
