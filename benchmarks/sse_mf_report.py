@@ -1,0 +1,54 @@
+"""Markdown table of an SSE/MF sweep JSON written by ``benchmarks/sse_mf_tables.py``.
+
+Usage: ``.venv/bin/python benchmarks/sse_mf_report.py docs/sse-mf-ml-1m.json`` (prints the table
+that docs/sse.md quotes; every number comes from the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+SHOWN = ("init.name", "weight_decay", "sse.p", "sse.rho", "dropout", "train.lr", "laplacian.user")
+
+
+def _settings(overrides: list[str]) -> str:
+    """The swept keys of one configuration (user-table keys stand for both tables)."""
+    kept: dict[str, str] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.startswith("item_embedding.") or key.endswith("laplacian.item"):
+            continue
+        short = key.removeprefix("user_embedding.").removeprefix("train.")
+        if any(key.endswith(s) for s in SHOWN) and short not in kept:
+            kept[short] = value
+    return ", ".join(f"{k} {v}" for k, v in kept.items())
+
+
+def table(data: dict[str, Any]) -> str:
+    lines = [
+        "| method | selected configuration | configs | valid RMSE (seed 0) | test RMSE seeds 0 / 1 / 2 | mean ± sd |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for method, entry in data["methods"].items():
+        sel = entry["selected"]
+        seeds = " / ".join(f"{entry['seeds'][s]['test_rmse']:.4f}" for s in sorted(entry["seeds"]))
+        lines.append(
+            f"| {method} | {_settings(sel['overrides'])} | {len(entry['configs'])} "
+            f"| {sel['valid_rmse']:.4f} | {seeds} "
+            f"| {entry['test_rmse_mean']:.4f} ± {entry['test_rmse_sd']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path)
+    args = parser.parse_args()
+    print(table(json.loads(args.sweep.read_text(encoding="utf-8"))))
+
+
+if __name__ == "__main__":
+    main()
