@@ -1,7 +1,8 @@
 """Markdown table of an SSE/MF sweep JSON written by ``benchmarks/sse_mf_tables.py``.
 
-Usage: ``.venv/bin/python benchmarks/sse_mf_report.py docs/sse-mf-ml-1m.json`` (prints the table
-that docs/sse.md quotes; every number comes from the file).
+Usage: ``.venv/bin/python benchmarks/sse_mf_report.py docs/sse-mf-ml-1m.json [--init normal-0.1]``
+(prints the table that docs/sse.md quotes; every number comes from the file). ``--init``: each
+method selected among the configurations with that initializer only.
 """
 
 from __future__ import annotations
@@ -27,27 +28,37 @@ def _settings(overrides: list[str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in kept.items())
 
 
-def table(data: dict[str, Any]) -> str:
+def _row(method: str, entry: dict[str, Any], configs: int) -> str:
+    sel = entry["selected"]
+    seeds = " / ".join(f"{entry['seeds'][s]['test_rmse']:.4f}" for s in sorted(entry["seeds"]))
+    return (
+        f"| {method} | {_settings(sel['overrides'])} | {configs} | {sel['valid_rmse']:.4f} "
+        f"| {seeds} | {entry['test_rmse_mean']:.4f} ± {entry['test_rmse_sd']:.4f} |"
+    )
+
+
+def table(data: dict[str, Any], init: str | None = None) -> str:
+    """One row per method: its selection over all configurations (``init`` None), or over the
+    configurations with initializer ``init`` only (the initializer held equal)."""
     lines = [
         "| method | selected configuration | configs | valid RMSE (seed 0) | test RMSE seeds 0 / 1 / 2 | mean ± sd |",
         "| --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for method, entry in data["methods"].items():
-        sel = entry["selected"]
-        seeds = " / ".join(f"{entry['seeds'][s]['test_rmse']:.4f}" for s in sorted(entry["seeds"]))
-        lines.append(
-            f"| {method} | {_settings(sel['overrides'])} | {len(entry['configs'])} "
-            f"| {sel['valid_rmse']:.4f} | {seeds} "
-            f"| {entry['test_rmse_mean']:.4f} ± {entry['test_rmse_sd']:.4f} |"
-        )
+        count = len(entry["configs"])
+        if init is None:
+            lines.append(_row(method, entry, count))
+        else:
+            lines.append(_row(method, entry["by_init"][init], count // len(entry["by_init"])))
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path)
+    parser.add_argument("--init", help="the initializer held equal (a key of the sweep's inits)")
     args = parser.parse_args()
-    print(table(json.loads(args.sweep.read_text(encoding="utf-8"))))
+    print(table(json.loads(args.sweep.read_text(encoding="utf-8")), args.init))
 
 
 if __name__ == "__main__":

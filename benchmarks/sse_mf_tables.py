@@ -167,22 +167,34 @@ def run_grid(table: str, runs: Path, out: Path | None) -> dict[str, Any]:
             row = entry["configs"][-1]
             print(method, k, row["valid_rmse"], row["test_rmse"], flush=True)
             save()
-        best_k = min(range(len(configs)), key=lambda k: entry["configs"][k]["valid_rmse"])
-        entry["selected"] = {"index": best_k, **entry["configs"][best_k]}
-        seeds = entry.setdefault("seeds", {})
-        for seed in SEEDS:
-            if str(seed) in seeds:
-                continue
-            if seed == 0:  # the sweep's own run (COMMON has no seed: the default, 0)
-                seeds["0"] = entry["configs"][best_k]
-                continue
-            over = COMMON + configs[best_k] + [f"seed={seed}"]
-            seeds[str(seed)] = _run(over, runs / table / f"{slug}-{best_k:02d}-seed{seed}")
+        per_init = len(configs) // len(INITS)  # with_inits: one block of configs per init
+        blocks = {"any": range(len(configs))} | {
+            name: range(b * per_init, (b + 1) * per_init) for b, name in enumerate(INITS)
+        }
+        for block, indices in blocks.items():
+            best_k = min(indices, key=lambda k: entry["configs"][k]["valid_rmse"])
+            # "any": the initializer tuned like any other key; an INITS name: held at that one
+            target = (
+                entry if block == "any" else entry.setdefault("by_init", {}).setdefault(block, {})
+            )
+            previous = target.get("selected", {}).get("index")
+            target["selected"] = {"index": best_k, **entry["configs"][best_k]}
+            seeds = target.setdefault("seeds", {})
+            if previous not in (None, best_k):  # the selection changed: its seeds are stale
+                seeds.clear()
+            for seed in SEEDS:
+                if str(seed) in seeds:
+                    continue
+                if seed == 0:  # the sweep's own run (COMMON has no seed: the default, 0)
+                    seeds["0"] = entry["configs"][best_k]
+                    continue
+                over = COMMON + configs[best_k] + [f"seed={seed}"]
+                seeds[str(seed)] = _run(over, runs / table / f"{slug}-{best_k:02d}-seed{seed}")
+                save()
+            tests = [seeds[str(s)]["test_rmse"] for s in SEEDS]
+            target["test_rmse_mean"] = statistics.mean(tests)
+            target["test_rmse_sd"] = statistics.stdev(tests)
             save()
-        tests = [seeds[str(s)]["test_rmse"] for s in SEEDS]
-        entry["test_rmse_mean"] = statistics.mean(tests)
-        entry["test_rmse_sd"] = statistics.stdev(tests)
-        save()
     return results
 
 
