@@ -12,6 +12,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from embedlab.config.io import apply_overrides
+
+#: shipped config file of each method (configs/mf/<table>/<file>.yaml)
+CONFIG_FILES = {
+    "SGD-MF": "sgd-mf",
+    "SSE-SE + SGD-MF": "sse-se",
+    "SSE-Graph + SGD-MF": "sse-graph",
+    "SSE-SE + dropout + SGD-MF": "sse-se-dropout",
+    "ALS-MF": "als-mf",
+    "Graph Laplacian + ALS-MF": "grals",
+    "SGD-MF + dropout": "sgd-mf-dropout",
+    "SGD-MF + SSE-SE": "sse-se",
+    "SGD-MF + SSE-SE + dropout": "sse-se-dropout",
+}
+
 SHOWN = ("init.name", "weight_decay", "sse.p", "sse.rho", "dropout", "train.lr", "laplacian.user")
 
 
@@ -53,12 +70,36 @@ def table(data: dict[str, Any], init: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def write_configs(data: dict[str, Any], init: str, folder: Path, sweep: Path) -> None:
+    """One YAML per method: its selected configuration with initializer ``init`` (held equal
+    across the methods), without the sweep's thread setting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for method, entry in data["methods"].items():
+        selected = entry["by_init"][init]["selected"]
+        over = [o for o in selected["overrides"] if not o.startswith("train.num_threads")]
+        config = apply_overrides({}, over)
+        header = (
+            f"# {method}: selected by valid RMSE among the {init} configurations of\n"
+            f"# benchmarks/sse_mf_tables.py --table {data['table']} ({sweep}, configuration "
+            f"{selected['index']});\n# the initializer is the same in every config of this folder"
+            " (docs/sse.md).\n"
+        )
+        text = header + yaml.safe_dump(config, sort_keys=False)
+        (folder / f"{CONFIG_FILES[method]}.yaml").write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path)
     parser.add_argument("--init", help="the initializer held equal (a key of the sweep's inits)")
+    parser.add_argument("--write-configs", type=Path, help="folder for the selected configs")
     args = parser.parse_args()
-    print(table(json.loads(args.sweep.read_text(encoding="utf-8")), args.init))
+    data = json.loads(args.sweep.read_text(encoding="utf-8"))
+    print(table(data, args.init))
+    if args.write_configs is not None:
+        if args.init is None:
+            raise SystemExit("--write-configs needs --init (one initializer for every method)")
+        write_configs(data, args.init, args.write_configs, args.sweep)
 
 
 if __name__ == "__main__":

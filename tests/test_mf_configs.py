@@ -33,3 +33,22 @@ def test_mf_config_validates_and_trains(path: Path, tmp_path: Path) -> None:
     )
     metrics = train_mf(quick, tmp_path / "run", progress=False)
     assert 0.5 < metrics["test"]["rmse"] < 2.0
+
+
+@pytest.mark.parametrize("table", sorted({p.parent.name for p in CONFIGS}))
+def test_configs_of_one_table_share_the_initializer(table: str) -> None:
+    """The methods of one results table are compared at the same initializer (a default that
+    setting ``sse`` reset once confounded SSE with the initializer)."""
+    configs = [build_typed_config(MfConfig, path=p) for p in CONFIGS if p.parent.name == table]
+    inits = {(repr(c.user_embedding.init), repr(c.item_embedding.init)) for c in configs}
+    assert len(configs) >= 4 and len(inits) == 1, inits
+
+
+def test_setting_sse_keeps_the_mf_table_defaults() -> None:
+    plain = build_typed_config(MfConfig)
+    sse = build_typed_config(MfConfig, overrides=["item_embedding.sse.kind=se"])
+    assert sse.item_embedding.init == plain.item_embedding.init
+    assert (sse.item_embedding.init.name, sse.item_embedding.init.scale) == ("normal", 0.1)
+    assert sse.item_embedding.model_copy(update={"sse": plain.item_embedding.sse}) == (
+        plain.item_embedding
+    )
