@@ -133,4 +133,5 @@ def test_trace_schema_and_budget(tmp_path: Path) -> None:
         0, "cpu", "fp32", 1
     )  # fmt: skip
     assert (start["metric"], start["mode"], start["vocab"]) == ("score", "min", 7)
+    assert set(start["code"]) == {"version", "commit", "dirty"}
     assert state.stop_reason == "time budget of 1e-09 min reached" and task.steps == 1

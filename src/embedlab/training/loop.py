@@ -31,7 +31,7 @@ from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, sav
 from embedlab.training.config import LoopConfig
 from embedlab.training.device import autocast, rng_state, set_rng_state
 from embedlab.training.run_dir import RunPaths
-from embedlab.training.trace import Trace
+from embedlab.training.trace import Trace, code_version
 
 Mode = Literal["max", "min"]
 
@@ -277,7 +277,7 @@ class Loop:
             self.trace.write(
                 "start", seed=seed, device=str(self.device), precision=self.config.precision,
                 world_size=1, backend=None, metric=self.task.metric, mode=self.task.mode,
-                threads=torch.get_num_threads(), **(start_fields or {}),
+                threads=torch.get_num_threads(), code=code_version(), **(start_fields or {}),
             )  # fmt: skip
         elif self.state.stop_reason is None:
             print(f"resumed after epoch {self.state.epoch}", file=sys.stderr)

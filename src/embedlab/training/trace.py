@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,26 @@ def events_of_final_history(events: list[dict[str, Any]], kind: str) -> list[dic
         elif event["event"] == kind:
             kept.append(event)
     return kept
+
+
+def code_version() -> dict[str, Any]:
+    """What code a run used: the package version and, in a git checkout, the commit and whether
+    the working tree had uncommitted changes (``None`` where git or a checkout is missing)."""
+    try:
+        version: str | None = metadata.version("embedlab")
+    except metadata.PackageNotFoundError:
+        version = None
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"version": version, "commit": commit, "dirty": bool(status) if commit else None}
