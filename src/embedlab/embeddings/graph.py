@@ -61,7 +61,12 @@ class RowGraph:
         labels = torch.as_tensor(labels, dtype=torch.long)
         num_rows = labels.numel()
         valid = torch.nonzero(labels >= 0).squeeze(1)
-        sizes = torch.bincount(labels[valid]) if valid.numel() else torch.zeros(0, dtype=torch.long)
+        device = labels.device
+        sizes = (
+            torch.bincount(labels[valid])
+            if valid.numel()
+            else torch.zeros(0, dtype=torch.long, device=device)
+        )
         total = int((sizes * (sizes - 1)).sum())
         if total > max_edges:
             raise ValueError(f"group cliques hold {total} directed edges (> max_edges={max_edges})")
@@ -72,8 +77,9 @@ class RowGraph:
             members = order[start : start + size]
             src_parts.append(members.repeat_interleave(size))
             dst_parts.append(members.repeat(size))
-        src = torch.cat(src_parts) if src_parts else torch.zeros(0, dtype=torch.long)
-        dst = torch.cat(dst_parts) if dst_parts else torch.zeros(0, dtype=torch.long)
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        src = torch.cat(src_parts) if src_parts else empty
+        dst = torch.cat(dst_parts) if dst_parts else empty
         return cls.from_edges(num_rows=num_rows, src=src, dst=dst)
 
     @property

@@ -43,20 +43,22 @@ def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """Bit-pack non-negative integer ``codes`` (any shape, each ``< 2**bits``) into a flat uint8
     tensor of ``ceil(numel * bits / 8)`` bytes (little-endian bit order within the stream)."""
     flat = codes.reshape(-1).to(torch.int64)
-    shifts = torch.arange(bits, dtype=torch.int64)
+    shifts = torch.arange(bits, dtype=torch.int64, device=flat.device)
     stream = ((flat.unsqueeze(1) >> shifts) & 1).reshape(-1)  # (numel * bits,)
     pad = (-stream.numel()) % 8
     stream = torch.cat([stream, stream.new_zeros(pad)]).view(-1, 8)
-    weights = 2 ** torch.arange(8, dtype=torch.int64)
+    weights = 2 ** torch.arange(8, dtype=torch.int64, device=stream.device)
     return (stream * weights).sum(1).to(torch.uint8)
 
 
 def unpack_codes(packed: torch.Tensor, bits: int, shape: tuple[int, ...]) -> torch.Tensor:
     """Inverse of :func:`pack_codes`: ``(bytes,)`` uint8 -> int64 codes of ``shape``."""
     numel = math.prod(shape)
-    stream = (packed.to(torch.int64).unsqueeze(1) >> torch.arange(8)) & 1  # (bytes, 8)
+    device = packed.device
+    shifts = torch.arange(8, device=device)
+    stream = (packed.to(torch.int64).unsqueeze(1) >> shifts) & 1  # (bytes, 8)
     stream = stream.reshape(-1)[: numel * bits].view(numel, bits)
-    values = (stream << torch.arange(bits, dtype=torch.int64)).sum(1)
+    values = (stream << torch.arange(bits, dtype=torch.int64, device=device)).sum(1)
     return values.view(shape)
 
 
@@ -82,7 +84,8 @@ class CompactKdEmbedding(nn.Module):
         self.codebook = nn.Parameter(codebook, requires_grad=False)
         self.compose = compose.requires_grad_(False)
         self.dim = compose.dim
-        self.register_buffer("offsets", torch.arange(config.D) * config.K, persistent=False)
+        offsets = torch.arange(config.D, device=codes.device) * config.K  # (D,)
+        self.register_buffer("offsets", offsets, persistent=False)
         self.projected: torch.Tensor | None = None
         self.projected_bias: torch.Tensor | None = None
 
@@ -128,7 +131,7 @@ class CompactKdEmbedding(nn.Module):
 def export_kd(layer: KdEmbedding) -> CompactKdEmbedding:
     """Freeze ``layer`` to hard codes (argmax of its logits) and copies of its code embeddings and
     composition."""
-    compose = build_composition(layer.kd, layer.dim)
+    compose = build_composition(layer.kd, layer.dim).to(layer.codebook.device)
     compose.load_state_dict(layer.compose.state_dict())
     compose.eval()
     codebook = layer.codebook.detach().clone()

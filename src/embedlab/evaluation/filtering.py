@@ -22,7 +22,8 @@ class KnownAnswers:
         order = torch.argsort(keys * (int(queries[:, 2].max()) + 1) + queries[:, 2])
         keys, answers = keys[order], queries[order, 2]
         self.keys, counts = torch.unique_consecutive(keys, return_counts=True)  # (K,)
-        self.offsets = torch.zeros(len(self.keys) + 1, dtype=torch.int64)  # (K+1,)
+        size, device = len(self.keys) + 1, keys.device
+        self.offsets = torch.zeros(size, dtype=torch.int64, device=device)  # (K+1,)
         self.offsets[1:] = torch.cumsum(counts, 0)
         self.answers = answers  # (M,)
 
@@ -50,7 +51,8 @@ class KnownAnswers:
             return torch.zeros_like(candidates, dtype=torch.bool)
         width = int(max(int(cols.max()), int(candidates.max()))) + 1
         known_keys, _ = (rows * width + cols).sort()  # (P,)
-        cand_keys = torch.arange(len(subjects)).unsqueeze(1) * width + candidates  # (B, k)
+        query = torch.arange(len(subjects), device=candidates.device).unsqueeze(1)  # (B, 1)
+        cand_keys = query * width + candidates  # (B, k)
         pos = torch.searchsorted(known_keys, cand_keys).clamp(max=len(known_keys) - 1)
         return known_keys[pos] == cand_keys
 
@@ -65,8 +67,9 @@ class KnownAnswers:
             ``rows[i]``. Queries with no known answer contribute nothing.
         """
         starts, lengths = self._locate(subjects, relations)
-        rows = torch.repeat_interleave(torch.arange(len(subjects)), lengths)  # (P,)
-        within = torch.arange(len(rows)) - torch.repeat_interleave(
+        device = lengths.device
+        rows = torch.repeat_interleave(torch.arange(len(subjects), device=device), lengths)  # (P,)
+        within = torch.arange(len(rows), device=device) - torch.repeat_interleave(
             torch.cumsum(lengths, 0) - lengths, lengths
         )
         return rows, self.answers[starts[rows] + within]

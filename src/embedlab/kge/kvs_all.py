@@ -37,7 +37,8 @@ class KvsAllTask(KgeTask):
         return len(self.queries)
 
     def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        order = torch.randperm(len(self.queries), generator=generator)
+        # the loop's shuffling generator lives on the CPU; the queries on the model's device
+        order = torch.randperm(len(self.queries), generator=generator).to(self.queries.device)
         for idx in order.split(self.config.train.batch_size):
             yield self.queries[idx]  # (b, 2)
 

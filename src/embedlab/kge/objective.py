@@ -85,7 +85,7 @@ def apply_loss(config: LossConfig, scores: torch.Tensor, batch: Batch) -> torch.
         if targets is None:
             raise ValueError("a loss needs targets or positives")
         positives = torch.zeros_like(scores, dtype=torch.bool)
-        positives[torch.arange(len(targets)), targets] = True
+        positives[torch.arange(len(targets), device=targets.device), targets] = True
     return spec.fn(scores, positives, **kwargs)
 
 

@@ -40,9 +40,10 @@ class NegativeSampler:
 
     def _draw(self, relations: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         if self.cdf is None:
-            return torch.randint(0, self.num_entities, shape)
-        u = torch.rand(shape)  # inverse-CDF sampling, one 1-D CDF per direction
-        out = torch.empty(shape, dtype=torch.int64)
+            return torch.randint(0, self.num_entities, shape, device=relations.device)
+        device = relations.device
+        u = torch.rand(shape, device=device)  # inverse-CDF sampling, one 1-D CDF per direction
+        out = torch.empty(shape, dtype=torch.int64, device=device)
         direction = self.frequencies.direction(relations)
         for d in (0, 1):
             rows = direction == d
@@ -72,7 +73,7 @@ class NegativeSampler:
         if len(rows) == 0:
             return
         if self.noise is None:
-            probs = torch.ones(len(rows), self.num_entities)
+            probs = torch.ones(len(rows), self.num_entities, device=negatives.device)
         else:
             probs = self.noise[self.frequencies.direction(relations[rows])]  # a copy: (rows, N)
         r_idx, cols = self.frequencies.known.lookup(subjects[rows], relations[rows])

@@ -39,6 +39,7 @@ class KgeTask:
     ) -> None:
         self.model, self.dataset, self.known, self.config = model, dataset, known, config
         self.train_triples = dataset.splits["train"].to(self.device)  # (T, 3), on the device
+        self.valid_triples = dataset.splits["valid"].to(self.device)  # (V, 3)
         self.frequencies = Frequencies(
             train=self.train_triples,
             num_entities=dataset.num_entities,
@@ -90,7 +91,7 @@ class KgeTask:
     def validate(self) -> dict[str, Any]:
         return evaluate_kge(
             self.model,
-            self.dataset.splits["valid"].to(self.device),
+            self.valid_triples,
             self.known,
             ties=self.config.eval.ties,
             batch_size=self.config.eval.batch_size,

@@ -75,21 +75,22 @@ class _Stats:
 
 def _crow(rows: torch.Tensor, size: int) -> torch.Tensor:
     """CSR row offsets ``(size + 1,)`` of sorted row indices."""
-    crow = torch.zeros(size + 1, dtype=torch.int64)
+    crow = torch.zeros(size + 1, dtype=torch.int64, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=size), dim=0)
     return crow
 
 
 def _stats(triples: torch.Tensor, *, y_col: int, g_col: int, n: int, num_rel: int) -> _Stats:
     r, y, g = triples[:, 1], triples[:, y_col], triples[:, g_col]  # (M,) each
-    a = torch.zeros(num_rel, n, dtype=torch.float64)
-    a.index_put_((r, y), torch.ones(len(r), dtype=torch.float64), accumulate=True)
+    a = torch.zeros(num_rel, n, dtype=torch.float64, device=triples.device)
+    a.index_put_((r, y), torch.ones(len(r), dtype=torch.float64, device=r.device), accumulate=True)
     a /= a.sum(dim=1, keepdim=True).clamp(min=1.0)  # rows of absent relations stay 0
     a_nz = torch.nonzero(a)  # (nnz, 2), row-major order
     y_count = torch.bincount(y, minlength=n).to(torch.float64)  # (N,)
     keys, pair_count = torch.unique(g * n + y, return_counts=True)  # sorted by g, then y
     b_rows, b_cols = keys // n, keys % n
     b_vals = pair_count.to(torch.float64) / y_count[b_cols]
+    b_sum = torch.zeros(n, dtype=torch.float64, device=b_vals.device)  # (N,)
     return _Stats(
         a=a,
         a_crow=_crow(a_nz[:, 0], num_rel),
@@ -100,16 +101,18 @@ def _stats(triples: torch.Tensor, *, y_col: int, g_col: int, n: int, num_rel: in
         b_vals=b_vals,
         b_crow=_crow(b_rows, n),
         b_cols=b_cols,
-        b_sum=torch.zeros(n, dtype=torch.float64).index_add_(0, b_rows, b_vals),
+        b_sum=b_sum.index_add_(0, b_rows, b_vals),
     )
 
 
 def _expand(crow: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """All CSR entries of ``rows (U,)``: (owner ``(K,)`` index into ``rows``, position ``(K,)``)."""
     start, length = crow[rows], crow[rows + 1] - crow[rows]  # (U,) each
-    owner = torch.repeat_interleave(torch.arange(len(rows)), length)  # (K,)
+    device = rows.device
+    owner = torch.repeat_interleave(torch.arange(len(rows), device=device), length)  # (K,)
     first = torch.repeat_interleave(torch.cumsum(length, 0) - length, length)  # (K,)
-    return owner, torch.repeat_interleave(start, length) + torch.arange(len(owner)) - first
+    within = torch.arange(len(owner), device=device) - first  # (K,)
+    return owner, torch.repeat_interleave(start, length) + within
 
 
 def _score(st: _Stats, r: torch.Tensor, g: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -151,7 +154,7 @@ def _direction_kl(
     q = _score(qs, r[own], g[own], y) / (qs.a_sum[r] + qs.b_sum[g])[own]
     p = _score(ps, r[own], g[own], y) / z_p[own]
     floor = math.log(epsilon / n)  # log Q_ε outside supp Q_x
-    gain = torch.zeros(len(queries), dtype=torch.float64).index_add_(
+    gain = torch.zeros(len(queries), dtype=torch.float64, device=p.device).index_add_(
         0, own, p * (torch.log((1.0 - epsilon) * q + epsilon / n) - floor)
     )
     kl = neg_entropy - floor - gain  # (U,)

@@ -66,7 +66,7 @@ class _BlockedSce(torch.autograd.Function):
             q = queries[start : start + block_rows]  # (b, d)
             y = targets[start : start + block_rows]  # (b,)
             w = weights[start : start + block_rows]  # (b,)
-            rows = torch.arange(len(q))
+            rows = torch.arange(len(q), device=q.device)
             scores = (q @ candidates.T).to(dtype)  # (b, N), a no-op without autocast
             lse = torch.logsumexp(scores, dim=1)  # (b,)
             per_row = lse - (1.0 - lam) * scores[rows, y]

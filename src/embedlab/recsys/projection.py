@@ -46,12 +46,12 @@ def pca_3d(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     k = min(3, s.numel())
     components = vh[:k]  # (k, d)
     top = components.abs().argmax(dim=1)  # (k,)
-    signs = torch.sign(components[torch.arange(k), top])  # (k,)
+    signs = torch.sign(components[torch.arange(k, device=top.device), top])  # (k,)
     components = components * signs[:, None]
-    points = torch.zeros(x.shape[0], 3, dtype=torch.float64)
+    points = torch.zeros(x.shape[0], 3, dtype=torch.float64, device=centred.device)
     points[:, :k] = centred @ components.T  # (N, k)
     total = (s**2).sum()
-    explained = torch.zeros(3, dtype=torch.float64)
+    explained = torch.zeros(3, dtype=torch.float64, device=s.device)
     if total > 0:
         explained[:k] = s[:k] ** 2 / total
     return points.float(), explained.float()
@@ -110,7 +110,8 @@ def merge_label_names(
             continue
         labels, own = entry
         names += [n for n in own if n not in names]
-        index = torch.tensor([names.index(n) for n in own] + [-1], dtype=torch.long)  # (K + 1,)
+        ids = [names.index(n) for n in own] + [-1]
+        index = torch.tensor(ids, dtype=torch.long, device=labels.device)  # (K + 1,)
         merged.append(index[labels])  # label -1 picks the appended -1
     return merged, names
 
