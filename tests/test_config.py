@@ -48,3 +48,36 @@ def test_missing_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("train: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         build_config(path=bad)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["loss.name=sce", "loss.label_smoothing=0.1"], "loss.label_smoothing is not used by loss 'sce'"),
+        (["loss.name=sce_ls", "loss.margin=3"], "loss.margin is not used by loss 'sce_ls'"),
+        (["loss.name=ns", "loss.freq_power=0.75"], "loss.freq_power is not used by loss 'ns'"),
+        (["train.type=KvsAll", "train.negatives.tail=5"], "train.negatives is read by"),
+    ],
+)  # fmt: skip
+def test_keys_the_method_does_not_read_are_rejected(overrides: list[str], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        build_config(overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["loss.name=sce_ls", "loss.label_smoothing=0.1"],
+        ["loss.name=sans", "loss.adversarial_temperature=0.5", "loss.margin=6"],
+        ["loss.name=ns_freq", "loss.freq_power=0.75", "loss.freq_reading=weighted"],
+        ["train.type=negative_sampling", "train.negatives.tail=5"],
+    ],
+)
+def test_keys_the_method_reads_are_accepted(overrides: list[str]) -> None:
+    config = build_config(overrides=overrides)
+    key, _, value = overrides[-1].partition("=")
+    section, *rest = key.split(".")
+    node = getattr(config, section)
+    for part in rest:
+        node = getattr(node, part)
+    assert str(node) == value or node == float(value)

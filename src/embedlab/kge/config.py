@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from embedlab.config.base import StrictModel
 from embedlab.config.io import build_typed_config
 from embedlab.embeddings.config import EmbeddingConfig
+from embedlab.losses.registry import LOSSES
 from embedlab.training.config import LoopConfig, LoopEvalConfig, RunConfig
 
 
@@ -95,6 +96,34 @@ class KgeConfig(RunConfig):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     entity_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     relation_embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+
+    @model_validator(mode="after")
+    def _keys_the_method_uses(self) -> Self:
+        """A key set to a non-default value must be read by the chosen loss / training type
+        (defaults pass: a resolved config holds every key). A loss reads
+        the fields its registry entry names (``LOSSES[name].hyperparameters``, plus the noise
+        keys where it needs ``p_n``); ``train.negatives`` is read by ``negative_sampling``."""
+        spec = LOSSES[self.loss.name]
+        used = {"name", *spec.hyperparameters}
+        if spec.noise:
+            used |= {"freq_reading", "freq_power"}
+        default = LossConfig(name=self.loss.name)
+        unused = sorted(
+            key
+            for key in self.loss.model_fields_set - used
+            if getattr(self.loss, key) != getattr(default, key)  # a resolved config has them all
+        )
+        if unused:
+            raise ValueError(
+                f"loss.{unused[0]} is not used by loss {self.loss.name!r} (it reads "
+                f"{', '.join(sorted(used - {'name'})) or 'no hyper-parameter'}); remove the key"
+            )
+        if self.train.type != "negative_sampling" and self.train.negatives != NegativesConfig():
+            raise ValueError(
+                f"train.negatives is read by train.type=negative_sampling only, not "
+                f"{self.train.type} (which scores all entities); remove the key"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sse_graphs(self) -> Self:
