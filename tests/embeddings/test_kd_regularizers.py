@@ -258,7 +258,7 @@ def test_state_dict_round_trip_reproduces_eval(kd: dict[str, Any], tmp_path: Pat
 
 
 def test_factory_builds_kd_with_teacher() -> None:
-    assert EMBEDDING_LAYERS["kd"] is KdEmbedding
+    assert set(EMBEDDING_LAYERS) == {"lookup", "kd"}
     teacher = torch.randn(N, DIM)
     config = EmbeddingConfig.model_validate(
         {"kind": "kd", "kd": {"K": K, "D": D, "code_dim": DP, "guidance": "pdg"}}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
@@ -14,15 +13,46 @@ from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.embeddings.template import EmbeddingLayer
 
 
-class LayerClass(Protocol):
-    """A registry entry: the layer class; its constructor takes at least these arguments."""
+class LayerBuilder(Protocol):
+    """A registry entry: builds one kind of layer from the inputs every kind is given."""
 
     def __call__(
-        self, *, num_rows: int, dim: int, config: EmbeddingConfig, graph: RowGraph | None = None
+        self,
+        *,
+        num_rows: int,
+        dim: int,
+        config: EmbeddingConfig,
+        graph: RowGraph | None,
+        teacher: torch.Tensor | None,
     ) -> EmbeddingLayer: ...
 
 
-EMBEDDING_LAYERS: dict[str, LayerClass] = {"lookup": EmbeddingTable, "kd": KdEmbedding}
+def _lookup(
+    *,
+    num_rows: int,
+    dim: int,
+    config: EmbeddingConfig,
+    graph: RowGraph | None,
+    teacher: torch.Tensor | None,
+) -> EmbeddingLayer:
+    """A plain ``(N, d)`` table (a pre-trained ``teacher`` is KD's input; a lookup table is
+    initialized by ``config.init``, or copied by ``--init-from``)."""
+    return EmbeddingTable(num_rows=num_rows, dim=dim, config=config, graph=graph)
+
+
+def _kd(
+    *,
+    num_rows: int,
+    dim: int,
+    config: EmbeddingConfig,
+    graph: RowGraph | None,
+    teacher: torch.Tensor | None,
+) -> EmbeddingLayer:
+    """Rows composed from KD codes; ``teacher`` is PDG's pre-trained table (paper 003)."""
+    return KdEmbedding(num_rows=num_rows, dim=dim, config=config, graph=graph, teacher=teacher)
+
+
+EMBEDDING_LAYERS: dict[str, LayerBuilder] = {"lookup": _lookup, "kd": _kd}
 
 
 def build_embedding(
@@ -33,14 +63,8 @@ def build_embedding(
     graph: RowGraph | None = None,
     teacher: torch.Tensor | None = None,
 ) -> EmbeddingLayer:
-    """The layer of kind ``config.kind`` with N = ``num_rows`` rows of width ``dim``.
-
-    Every kind takes ``num_rows``, ``dim``, ``config`` and ``graph``; the optional inputs are
-    passed to the kinds whose constructor declares them: ``teacher`` ``(N, dim)``, the
-    pre-trained table of KD's PDG guidance (``kd``; a ``lookup`` table has no use for it).
-    """
-    layer = EMBEDDING_LAYERS[config.kind]
-    optional = {"teacher": teacher}
-    declared = inspect.signature(layer).parameters
-    kwargs: dict[str, Any] = {k: v for k, v in optional.items() if k in declared}
-    return layer(num_rows=num_rows, dim=dim, config=config, graph=graph, **kwargs)
+    """The layer of kind ``config.kind`` (:data:`EMBEDDING_LAYERS`) with N = ``num_rows`` rows of
+    width ``dim``; ``teacher`` ``(N, dim)``: the pre-trained table of KD's PDG guidance."""
+    return EMBEDDING_LAYERS[config.kind](
+        num_rows=num_rows, dim=dim, config=config, graph=graph, teacher=teacher
+    )
