@@ -230,10 +230,14 @@ def test_cli_train_evaluate_and_user_errors(
         ["lm", "train", "--dataset", str(tmp_path / "missing"), "--out", str(tmp_path / "x")],
         ["lm", "evaluate", str(tmp_path / "nothing")],
         ["lm", "evaluate", str(out), "--split", "train"],
+        [*args, "--set", "token_embedding.sse.kind=graph"],
+        [*args, "--set", "device=cuda:7"],
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error:") and "Traceback" not in err
+        if "sse.kind=graph" in argv:
+            assert "token_embedding.sse.kind=graph: no graph over the vocabulary" in err
     bad = write_tiny_corpus(tmp_path / "bad")
     (bad / "valid.txt").write_text(" w1 w2\n w1 unseen\n", encoding="utf-8")
     assert main(["lm", "train", "--dataset", str(bad), "--out", str(tmp_path / "b")]) == 2
