@@ -21,6 +21,7 @@ from embedlab.kge.config import KgeConfig
 from embedlab.kge.model import KgeModel
 from embedlab.kge.training_types import build_task
 from embedlab.training.callbacks import TrainingProgress
+from embedlab.training.checkpoint import checkpoint_exists
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
 from embedlab.training.run_dir import RunPaths, load_trained, prepare_run_dir, read_run_config
@@ -155,7 +156,10 @@ def train_run(
     if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
         config = config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
     dataset = load_kg(config.dataset)
-    resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)
+    prepare_run_dir(run_dir, config, overwrite=overwrite)
+    # resuming = a checkpoint to resume from (a run killed before its first checkpoint starts
+    # afresh: init_from and the KD distillation stage run again)
+    resuming = checkpoint_exists(RunPaths(run_dir).last)
     torch.manual_seed(config.seed)
     model = build_model(config, dataset)
     pdg = [n for n, layer in kd_layers(model).items() if layer.kd.guidance == "pdg"]
