@@ -9,7 +9,7 @@ import pytest
 from embedlab.config.io import build_typed_config
 from embedlab.lm.config import LmConfig
 from embedlab.lm.run import train_lm
-from tests.lm.test_lm_run import write_tiny_corpus
+from tests.conftest import write_tiny_corpus
 
 CONFIGS_ROOT = Path(__file__).parents[2] / "configs" / "lm"
 CONFIGS = sorted(CONFIGS_ROOT.rglob("*.yaml"))

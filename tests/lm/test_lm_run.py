@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 from pathlib import Path
 
@@ -20,25 +19,8 @@ from embedlab.lm import run as lm_run
 from embedlab.lm.config import LmConfig
 from embedlab.lm.load import load_run
 from embedlab.training.loop import Loop
+from tests.conftest import write_tiny_corpus
 from tests.embeddings.kd_oracles import dense_oracle
-
-
-def write_tiny_corpus(folder: Path, *, words: int = 12, seed: int = 0, lines: int = 120) -> Path:
-    """Sentences from a noisy cycle over ``words`` words (learnable, not trivial)."""
-    rng = random.Random(seed)
-    vocab = [f"w{i}" for i in range(words)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", lines), ("valid", lines // 6), ("test", lines // 6)):
-        out = []
-        for _ in range(n):
-            at, sentence = rng.randrange(words), []
-            for _ in range(rng.randint(3, 8)):
-                sentence.append(vocab[at])
-                at = (at + 1) % words if rng.random() < 0.8 else rng.randrange(words)
-            out.append(" " + " ".join(sentence) + " ")
-        (folder / f"{split}.txt").write_text("\n".join(out) + "\n", encoding="utf-8")
-    return folder
-
 
 FAST = ["model.embedding_dim=8", "model.hidden=8", "train.batch_size=4", "train.bptt=6",
         "train.num_threads=1", "eval.batch_size=2", "train.decay_after=2"]  # fmt: skip

@@ -14,24 +14,7 @@ from embedlab.config.io import build_typed_config
 from embedlab.recsys import run as mf_run
 from embedlab.recsys.config import MfConfig
 from embedlab.training.loop import Loop
-
-
-def _ratings_dir(tmp_path: Path) -> Path:
-    """A 40 x 30 rank-2 rating matrix, 60% observed, rounded to 1..5; 80/20 train/test."""
-    g = torch.Generator().manual_seed(0)
-    truth = 3 + torch.randn(40, 2, generator=g) @ torch.randn(2, 30, generator=g)
-    folder = tmp_path / "ratings"
-    folder.mkdir()
-    lines = {"train": [], "test": []}
-    for u in range(40):
-        for i in range(30):
-            if torch.rand((), generator=g) < 0.6:
-                split = "test" if torch.rand((), generator=g) < 0.2 else "train"
-                r = int(truth[u, i].round().clamp(1, 5))
-                lines[split].append(f"u{u}\ti{i}\t{r}")
-    for split, rows in lines.items():
-        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
+from tests.conftest import write_ratings
 
 
 def _config(data: Path, *over: str) -> MfConfig:
@@ -42,7 +25,7 @@ def _config(data: Path, *over: str) -> MfConfig:
 
 
 def test_train_beats_the_mean_and_writes_the_run_directory(tmp_path: Path) -> None:
-    data = _ratings_dir(tmp_path)
+    data = write_ratings(tmp_path / "ratings")
     cfg = _config(data, "user_embedding.sse.kind=se", "user_embedding.sse.p=0.05")
     metrics = mf_run.train_mf(cfg, tmp_path / "run", progress=False)
     train = [line.split("\t") for line in (data / "train.tsv").read_text().splitlines()]
@@ -61,7 +44,7 @@ def test_train_beats_the_mean_and_writes_the_run_directory(tmp_path: Path) -> No
 def test_interrupted_run_resumes_to_the_same_metrics(
     method: str, tmp_path: Path, monkeypatch
 ) -> None:
-    data = _ratings_dir(tmp_path)
+    data = write_ratings(tmp_path / "ratings")
     extra = ["user_embedding.sse.kind=se", "user_embedding.sse.p=0.1"] if method == "sgd" else []
     cfg = _config(data, f"train.method={method}", *extra)
     whole = mf_run.train_mf(cfg, tmp_path / "whole", progress=False)
@@ -95,7 +78,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(
     ],
 )
 def test_user_errors_exit_2(over: list[str], message: str, tmp_path: Path, capsys) -> None:
-    data = _ratings_dir(tmp_path)
+    data = write_ratings(tmp_path / "ratings")
     code = main(
         [
             "mf",

@@ -86,11 +86,10 @@ def test_cuda_run_resumes_and_evaluates(tmp_path: Path) -> None:
 @pytest.mark.parametrize("task", ["mf", "lm"])
 def test_mf_and_lm_train_on_cuda(task: str, tmp_path: Path) -> None:
     from embedlab.cli.main import main
-    from tests.lm.test_lm_run import write_tiny_corpus
-    from tests.recsys.test_run import _ratings_dir
+    from tests.conftest import write_ratings, write_tiny_corpus
 
     if task == "mf":
-        data = _ratings_dir(tmp_path)
+        data = write_ratings(tmp_path / "ratings")
         argv = ["mf", "train", "--dataset", str(data), "--set", "data.valid_fraction=0.1",
                 "--set", "train.max_epochs=4", "--set", "eval.every=2"]  # fmt: skip
     else:

@@ -11,8 +11,7 @@ from matplotlib.figure import Figure
 from embedlab import plots
 from embedlab.cli.main import main
 from embedlab.errors import UserError
-from tests.lm.test_lm_run import write_tiny_corpus
-from tests.recsys.test_run import _ratings_dir
+from tests.conftest import write_ratings, write_tiny_corpus
 
 
 def _train(task: str, tmp_path: Path) -> Path:
@@ -21,7 +20,7 @@ def _train(task: str, tmp_path: Path) -> Path:
         argv = ["kge", "train", "--dataset", "nations", "--set", "model.dim=8",
                 "--set", "train.max_epochs=4", "--set", "eval.every=2"]  # fmt: skip
     elif task == "mf":
-        data = _ratings_dir(tmp_path)
+        data = write_ratings(tmp_path / "ratings")
         argv = ["mf", "train", "--dataset", str(data), "--set", "model.dim=4",
                 "--set", "train.max_epochs=6", "--set", "eval.every=2",
                 "--set", "data.valid_fraction=0.1"]  # fmt: skip

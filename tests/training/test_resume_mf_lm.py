@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,25 +19,7 @@ from pathlib import Path
 import pytest
 from safetensors.numpy import load_file
 
-from tests.lm.test_lm_run import write_tiny_corpus
-
-
-def _ratings_dir(folder: Path) -> Path:
-    """A 40 x 30 rank-2 rating matrix, 60% observed, rounded to 1..5; 80/20 train/test."""
-    rng = random.Random(0)
-    users = [[rng.gauss(0, 1) for _ in range(2)] for _ in range(40)]
-    items = [[rng.gauss(0, 1) for _ in range(2)] for _ in range(30)]
-    lines: dict[str, list[str]] = {"train": [], "test": []}
-    for u, pu in enumerate(users):
-        for i, qi in enumerate(items):
-            if rng.random() < 0.6:
-                rating = min(5, max(1, round(3 + pu[0] * qi[0] + pu[1] * qi[1])))
-                split = "test" if rng.random() < 0.2 else "train"
-                lines[split].append(f"u{u}\ti{i}\t{rating}")
-    folder.mkdir(parents=True)
-    for split, rows in lines.items():
-        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
+from tests.conftest import write_ratings, write_tiny_corpus
 
 
 def _sets(*items: str) -> list[str]:
@@ -85,7 +66,7 @@ def _kill_after_first_checkpoint(proc: subprocess.Popen, out: Path) -> None:
 @pytest.mark.parametrize(
     ("kind", "data", "options"),
     [
-        pytest.param("mf", _ratings_dir, ["--no-progress", *MF], id="mf-sgd-sse"),
+        pytest.param("mf", write_ratings, ["--no-progress", *MF], id="mf-sgd-sse"),
         pytest.param("lm", write_tiny_corpus, ["--no-progress", *LM], id="lm-dropout-sse"),
     ],
 )
