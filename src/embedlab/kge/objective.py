@@ -78,7 +78,8 @@ def apply_loss(config: LossConfig, scores: torch.Tensor, batch: Batch) -> torch.
         if targets is None:  # several positives: target distribution p_d(y|x) (eq. 4)
             if positives is None:
                 raise ValueError("a loss needs targets or positives")
-            pos = positives.to(scores.dtype)
+            # at least fp32: under bf16 autocast the rows of p_d(y|x) must still sum to 1
+            pos = positives.to(torch.promote_types(scores.dtype, torch.float32))
             targets = pos / pos.sum(dim=1, keepdim=True).clamp(min=1.0)
         return spec.fn(scores, targets, **kwargs)
     if positives is None:
