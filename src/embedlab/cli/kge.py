@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import typer
 
+from embedlab.distributed import is_main_process
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compact import export_kd, save_compact
 from embedlab.errors import UserError
@@ -64,6 +65,8 @@ def train(
             overrides.append(f"{key}={value}")
     cfg = build_config(path=config, overrides=overrides + list(set_))
     metrics = train_run(cfg, out, overwrite=overwrite, progress=progress)
+    if not is_main_process():  # torchrun: rank 0 reports
+        return
     _print_metrics(metrics, "valid")
     _print_metrics(metrics, "test")
     typer.echo(f"run directory: {out}")

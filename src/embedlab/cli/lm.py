@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from embedlab.config.io import build_typed_config
+from embedlab.distributed import is_main_process
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
 from embedlab.lm.data import batchify
@@ -51,6 +52,8 @@ def train(
     overrides = [f"dataset={dataset}"] if dataset else []
     cfg = build_typed_config(LmConfig, path=config, overrides=overrides + list(set_))
     metrics = train_lm(cfg, out, overwrite=overwrite, progress=progress)
+    if not is_main_process():  # torchrun: rank 0 reports
+        return
     typer.echo(_line("valid", metrics["valid"]))
     typer.echo(_line("test", metrics["test"]))
     timing = metrics["timing"]

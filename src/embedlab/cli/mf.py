@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from embedlab.config.io import build_typed_config
+from embedlab.distributed import is_main_process
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.run import train_mf
 
@@ -44,6 +45,8 @@ def train(
     overrides = [f"{k}={v}" for k, v in (("dataset", dataset), ("train.method", method)) if v]
     cfg = build_typed_config(MfConfig, path=config, overrides=overrides + list(set_))
     metrics = train_mf(cfg, out, overwrite=overwrite, progress=progress)
+    if not is_main_process():  # torchrun: rank 0 reports
+        return
     if "valid" in metrics:
         typer.echo(_line("valid", metrics["valid"]))
     typer.echo(_line("test", metrics["test"]))

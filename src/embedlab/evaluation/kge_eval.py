@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import torch
 
+from embedlab.distributed import SINGLE, World, gather_cat, shard_bounds
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.queries import as_queries
 from embedlab.evaluation.ranking import Ranks, filter_scores_, metrics_from_ranks, ranks_from_scores
@@ -47,14 +48,32 @@ def auto_batch_size(num_entities: int, budget_bytes: int = SCORE_BUDGET_BYTES) -
 
 @torch.no_grad()
 def rank_queries(
-    model: TailScorer, queries: torch.Tensor, known: KnownAnswers, *, batch_size: int | None = None
+    model: TailScorer,
+    queries: torch.Tensor,
+    known: KnownAnswers,
+    *,
+    batch_size: int | None = None,
+    world: World = SINGLE,
 ) -> Ranks:
     """Filtered ranks of tail queries ``(Q, 3)`` rows (subject, relation < 2R, answer).
 
     Every known answer of a query other than its own true answer is removed (set to -inf).
     ``batch_size`` None adapts it to memory; on an out-of-memory error it halves and retries.
+    In a data-parallel job (``world``) each rank ranks a contiguous run of whole batches and
+    the ranks are gathered in order: every query is scored in the same batch as in one process,
+    so the result is identical (a rank that runs out of memory halves its own batches, which
+    may change the last bits of its scores).
     """
     batch = batch_size or auto_batch_size(model.num_entities * model.scoring_width)
+    if world.parallel:
+        start, stop = shard_bounds(len(queries), world, align=batch)
+        mine = rank_queries(model, queries[start:stop], known, batch_size=batch)
+        return Ranks(
+            optimistic=gather_cat(mine.optimistic, world),
+            pessimistic=gather_cat(mine.pessimistic, world),
+            realistic=gather_cat(mine.realistic, world),
+            num_candidates=gather_cat(mine.num_candidates, world),
+        )
     parts: list[Ranks] = []
     start = 0
     while start < len(queries):
@@ -73,6 +92,9 @@ def rank_queries(
         scores.scatter_(1, targets.unsqueeze(1), true)  # restore the true answer
         parts.append(ranks_from_scores(scores, targets))
         start += len(chunk)
+    if not parts:  # no queries (a rank with nothing to rank)
+        empty = queries.new_zeros((0,), dtype=torch.float64)
+        return Ranks(empty, empty, empty, queries.new_zeros((0,)))
     return Ranks.cat(parts)
 
 
@@ -83,8 +105,10 @@ def evaluate_kge(
     *,
     ties: str = "realistic",
     batch_size: int | None = None,
+    world: World = SINGLE,
 ) -> dict:
-    """Filtered MRR, MR, Hits@1/3/10 for ``(n, 3)`` triples, both directions.
+    """Filtered MRR, MR, Hits@1/3/10 for ``(n, 3)`` triples, both directions (split across the
+    ranks of ``world`` and gathered: :func:`rank_queries`).
 
     Returns:
         ``{"mrr", "mr", "hits@1", "hits@3", "hits@10", "num_queries", "head": {...},
@@ -94,7 +118,7 @@ def evaluate_kge(
     model.eval()
     try:
         queries = as_queries(triples, model.num_relations)  # (2n, 3)
-        ranks = rank_queries(model, queries, known, batch_size=batch_size).get(ties)
+        ranks = rank_queries(model, queries, known, batch_size=batch_size, world=world).get(ties)
     finally:
         model.train(was_training)
     n = len(triples)

@@ -10,6 +10,7 @@ import torch
 
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
+from embedlab.distributed import SINGLE, World, init_world, shutdown
 from embedlab.embeddings import set_training_progress
 from embedlab.embeddings.compression import compression_report
 from embedlab.embeddings.graph import RowGraph
@@ -24,7 +25,12 @@ from embedlab.training.callbacks import TrainingProgress
 from embedlab.training.checkpoint import checkpoint_exists
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
-from embedlab.training.run_dir import RunPaths, load_trained, prepare_run_dir, read_run_config
+from embedlab.training.run_dir import (
+    RunPaths,
+    load_trained,
+    prepare_shared_run_dir,
+    read_run_config,
+)
 
 
 def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
@@ -108,9 +114,15 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
 
 
 def evaluate_split(
-    config: KgeConfig, dataset: KgDataset, model: KgeModel, split: str, known: KnownAnswers
+    config: KgeConfig,
+    dataset: KgDataset,
+    model: KgeModel,
+    split: str,
+    known: KnownAnswers,
+    world: World = SINGLE,
 ) -> dict[str, Any]:
-    """Filtered metrics of ``model`` on one split (``known``: the filter index)."""
+    """Filtered metrics of ``model`` on one split (``known``: the filter index; queries split
+    across the ranks of ``world`` and gathered)."""
     device = next(model.parameters()).device
     start = time.perf_counter()
     metrics = evaluate_kge(
@@ -119,6 +131,7 @@ def evaluate_split(
         known,
         ties=config.eval.ties,
         batch_size=config.eval.batch_size,
+        world=world,
     )
     seconds = time.perf_counter() - start
     metrics["seconds"] = seconds
@@ -148,15 +161,35 @@ def train_run(
 
     ``train.max_minutes`` bounds training plus periodic validation; loading the data and the
     final evaluation of valid and test come on top (reported as ``timing.wall_seconds``).
+    Under torchrun, every process calls this: data-parallel training (:mod:`embedlab.distributed`).
     """
+    world, device = init_world(resolve_device(config.device))
+    try:
+        metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
+                         device=device)  # fmt: skip
+    except BaseException:
+        shutdown(world, failed=True)
+        raise
+    shutdown(world)
+    return metrics
+
+
+def _train(
+    config: KgeConfig,
+    run_dir: Path,
+    *,
+    overwrite: bool,
+    progress: bool,
+    world: World,
+    device: torch.device,
+) -> dict[str, Any]:
     start = time.perf_counter()
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
-    device = resolve_device(config.device)
     if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
         config = config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
     dataset = load_kg(config.dataset)
-    prepare_run_dir(run_dir, config, overwrite=overwrite)
+    prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
     # resuming = a checkpoint to resume from (a run killed before its first checkpoint starts
     # afresh: init_from and the KD distillation stage run again)
     resuming = checkpoint_exists(RunPaths(run_dir).last)
@@ -168,7 +201,7 @@ def train_run(
         init_from_run(model, Path(config.train.init_from), dataset)
     model.to(device)
     known = known_answers(dataset.all_triples().to(device), dataset.num_relations)
-    task = build_task(model=model, dataset=dataset, known=known, config=config)
+    task = build_task(model=model, dataset=dataset, known=known, config=config, world=world)
     loop = Loop(
         task=task,
         config=config.train,
@@ -177,12 +210,13 @@ def train_run(
         device=device,
         callbacks=[TrainingProgress(set_training_progress)],
         progress=progress,
+        world=world,
     )
     distilled = {} if resuming else distill_stage(model, seed=config.seed, trace=loop.trace)
     loop.run(seed=config.seed)
     compression = compression_report(model, distilled)
     return loop.finish(
-        evaluate=lambda split: evaluate_split(config, dataset, model, split, known),
+        evaluate=lambda split: evaluate_split(config, dataset, model, split, known, world),
         splits=("valid", "test"),
         extra={"compression": compression} if compression is not None else {},
         wall_start=start,

@@ -14,11 +14,13 @@ from typing import Any
 import torch
 
 from embedlab.datasets.kg import KgDataset
+from embedlab.distributed import SINGLE, World
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge
 from embedlab.kge.config import KgeConfig
 from embedlab.kge.frequencies import Frequencies
 from embedlab.kge.model import KgeModel
+from embedlab.training.data_parallel import local_slice
 from embedlab.training.loop import Mode, Step
 from embedlab.training.optim import build_optimizer, build_plateau_scheduler
 
@@ -35,9 +37,16 @@ class KgeTask:
     mode: Mode = "max"
 
     def __init__(
-        self, *, model: KgeModel, dataset: KgDataset, known: KnownAnswers, config: KgeConfig
+        self,
+        *,
+        model: KgeModel,
+        dataset: KgDataset,
+        known: KnownAnswers,
+        config: KgeConfig,
+        world: World = SINGLE,
     ) -> None:
         self.model, self.dataset, self.known, self.config = model, dataset, known, config
+        self.world = world
         self.train_triples = dataset.splits["train"].to(self.device)  # (T, 3), on the device
         self.valid_triples = dataset.splits["valid"].to(self.device)  # (V, 3)
         self.frequencies = Frequencies(
@@ -61,6 +70,10 @@ class KgeTask:
         order = order.to(self.train_triples.device)
         for idx in order.split(self.config.train.batch_size):
             yield self.train_triples[idx]  # (B, 3)
+
+    def local_batch(self, batch: torch.Tensor, world: World) -> tuple[torch.Tensor | None, float]:
+        """This rank's rows of a global batch and their share (losses are means over rows)."""
+        return local_slice(batch, world)
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         train = self.config.train
@@ -95,4 +108,5 @@ class KgeTask:
             self.known,
             ties=self.config.eval.ties,
             batch_size=self.config.eval.batch_size,
+            world=self.world,
         )

@@ -8,6 +8,7 @@ Above :mod:`embedlab.kge.task` and the three types, which import ``task.py`` for
 from __future__ import annotations
 
 from embedlab.datasets.kg import KgDataset
+from embedlab.distributed import SINGLE, World
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.kge.config import KgeConfig
 from embedlab.kge.kvs_all import KvsAllTask
@@ -24,9 +25,15 @@ TRAINING_TYPES: dict[str, type[KgeTask]] = {
 
 
 def build_task(
-    *, model: KgeModel, dataset: KgDataset, known: KnownAnswers, config: KgeConfig
+    *,
+    model: KgeModel,
+    dataset: KgDataset,
+    known: KnownAnswers,
+    config: KgeConfig,
+    world: World = SINGLE,
 ) -> KgeTask:
-    """The task of ``config.train.type`` (1vsAll, KvsAll or negative_sampling)."""
+    """The task of ``config.train.type`` (1vsAll, KvsAll or negative_sampling) on rank
+    ``world.rank`` of a data-parallel job (one process by default)."""
     return TRAINING_TYPES[config.train.type](
-        model=model, dataset=dataset, known=known, config=config
+        model=model, dataset=dataset, known=known, config=config, world=world
     )

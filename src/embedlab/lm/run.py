@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
+from embedlab.distributed import World, init_world, shutdown
 from embedlab.embeddings import compression_report, set_training_progress
 from embedlab.embeddings.kd_distill import distill_stage
 from embedlab.errors import UserError
@@ -20,7 +21,7 @@ from embedlab.training.callbacks import ClipGradNorm, EpochLearningRate, Trainin
 from embedlab.training.checkpoint import checkpoint_exists
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
-from embedlab.training.run_dir import RunPaths, prepare_run_dir
+from embedlab.training.run_dir import RunPaths, prepare_shared_run_dir
 
 
 def _check_sizes(config: LmConfig, corpus: TokenCorpus) -> None:
@@ -47,15 +48,37 @@ def train_lm(
     ``"timing"``, ``"compression"`` (``embedlab.embeddings.compression_report``, ``null`` where
     unavailable), ``"dataset"``.
 
+    Under torchrun every process calls this: data-parallel training over the streams
+    (:class:`~embedlab.lm.task.LmTask`).
+
     Raises:
         UserError: bad config / run-directory combinations, a corpus too small for the batch.
     """
+    world, device = init_world(resolve_device(config.device))
+    try:
+        metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
+                         device=device)  # fmt: skip
+    except BaseException:
+        shutdown(world, failed=True)
+        raise
+    shutdown(world)
+    return metrics
+
+
+def _train(
+    config: LmConfig,
+    run_dir: Path,
+    *,
+    overwrite: bool,
+    progress: bool,
+    world: World,
+    device: torch.device,
+) -> dict[str, Any]:
     start = time.perf_counter()
     config = resolved(config)
     tc = config.train
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
-    device = resolve_device(config.device)
     corpus = load_corpus(config.dataset)
     _check_sizes(config, corpus)
     # a run resumed from checkpoints/last finds the KD teachers there: init_from is not read
@@ -63,8 +86,9 @@ def train_lm(
     fresh = overwrite or not saved
     torch.manual_seed(config.seed)  # before the weights are initialized
     model = build_lm_model(config, corpus, with_teachers=fresh).to(device)
-    resuming = prepare_run_dir(run_dir, config, overwrite=overwrite)  # only a config that builds
-    task = LmTask(model=model, corpus=corpus, config=config)
+    # only a config that builds is written
+    resuming = prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
+    task = LmTask(model=model, corpus=corpus, config=config, world=world)
     callbacks = [
         EpochLearningRate(lambda epoch: learning_rate(tc, epoch)),
         TrainingProgress(set_training_progress),
@@ -80,6 +104,7 @@ def train_lm(
         device=device,
         callbacks=callbacks,
         progress=progress,
+        world=world,
     )
     distilled = (
         {} if resuming and not fresh else distill_stage(model, seed=config.seed, trace=loop.trace)

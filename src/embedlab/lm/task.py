@@ -12,6 +12,8 @@ from typing import Any
 import torch
 
 from embedlab.datasets.tokens import TokenCorpus
+from embedlab.distributed import SINGLE, World, all_sum, shard_bounds
+from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig, LmTrainConfig
 from embedlab.lm.data import batchify, detach_state, num_windows, windows
 from embedlab.lm.model import LstmLm, State
@@ -43,15 +45,31 @@ class LmTask:
     The step's loss is the token NLL summed over time and averaged over the streams plus the
     tables' penalties; its logged value is the mean NLL per token. SGD at ``train.lr``; the
     per-epoch schedule and gradient clipping are callbacks (:func:`learning_rate`).
+
+    Data parallel (``world``): rank r keeps its contiguous run of the ``B`` streams from the
+    start (its own LSTM state) and trains on its columns of every window; its loss, averaged
+    over its ``B_r`` streams, has share ``B_r / B`` of the global batch. Evaluation splits the
+    evaluation streams the same way and sums NLL and token counts over ranks.
     """
 
     metric = "loss"  # mean valid NLL: the same order as perplexity
     mode: Mode = "min"
 
-    def __init__(self, *, model: LstmLm, corpus: TokenCorpus, config: LmConfig) -> None:
-        self.model, self.corpus, self.config = model, corpus, config
+    def __init__(
+        self, *, model: LstmLm, corpus: TokenCorpus, config: LmConfig, world: World = SINGLE
+    ) -> None:
+        self.model, self.corpus, self.config, self.world = model, corpus, config, world
         self.device = next(model.parameters()).device
-        self.train_data = batchify(corpus.splits["train"], config.train.batch_size).to(self.device)
+        streams = config.train.batch_size
+        if streams < world.world_size:
+            raise UserError(
+                f"train.batch_size={streams} streams cannot be split over {world.world_size} "
+                "processes; use at least one stream per process"
+            )
+        start, stop = shard_bounds(streams, world)
+        self.share = (stop - start) / streams
+        full = batchify(corpus.splits["train"], streams)
+        self.train_data = full[start:stop].to(self.device)  # (B_r, T): this rank's streams
         self.state: State | None = None
 
     def build_optimizer(self) -> torch.optim.Optimizer:
@@ -70,6 +88,10 @@ class LmTask:
         stream = windows(self.train_data, self.config.train.bptt)
         return itertools.islice(stream, self.num_batches())
 
+    def local_batch(self, batch: Window, world: World) -> tuple[Window, float]:
+        """Windows are already this rank's streams (see the class docstring)."""
+        return batch, self.share
+
     def train_step(self, batch: Window) -> Step:
         inputs, targets = batch
         step = window_loss(self.model, inputs, targets, self.state)
@@ -78,9 +100,19 @@ class LmTask:
 
     def evaluate(self, split: str) -> dict[str, Any]:
         """``{"perplexity", "loss" (mean NLL, nats), "tokens", "seconds"}`` on ``split``."""
-        data = batchify(self.corpus.splits[split], self.config.eval.batch_size).to(self.device)
+        data = batchify(self.corpus.splits[split], self.config.eval.batch_size)
+        first, stop = shard_bounds(data.shape[0], self.world)
         start = time.perf_counter()
-        metrics: dict[str, Any] = evaluate_stream(self.model, data, self.config.train.bptt)
+        metrics: dict[str, Any] = {"loss": 0.0, "tokens": 0}
+        if stop > first:
+            local = data[first:stop].to(self.device)
+            metrics = evaluate_stream(self.model, local, self.config.train.bptt)
+        if self.world.parallel:
+            nll, tokens = all_sum(
+                [metrics["loss"] * metrics["tokens"], metrics["tokens"]], self.world
+            )
+            metrics = {"loss": nll / tokens, "tokens": int(tokens)}
+            metrics["perplexity"] = perplexity(metrics["loss"])
         metrics["seconds"] = time.perf_counter() - start
         return metrics
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 
 from embedlab.datasets.ratings import RatingDataset, load_ratings
+from embedlab.distributed import World, init_world, shutdown
 from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.graphs import build_graph
@@ -16,7 +17,12 @@ from embedlab.recsys.model import MatrixFactorization
 from embedlab.recsys.task import MfTask
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
-from embedlab.training.run_dir import RunPaths, load_trained, prepare_run_dir, read_run_config
+from embedlab.training.run_dir import (
+    RunPaths,
+    load_trained,
+    prepare_shared_run_dir,
+    read_run_config,
+)
 
 
 def load_mf_dataset(config: MfConfig) -> RatingDataset:
@@ -91,20 +97,43 @@ def train_mf(
     epoch is checkpointed as ``best`` and reported, and early stopping may end the run.
     ``metrics.json``: ``{"valid", "test", "best_epoch", "timing", "dataset"}``.
 
+    Under torchrun every process calls this (SGD only: :class:`MfTask`).
+
     Raises:
         UserError: bad config/run directory combinations (see :func:`prepare_run_dir`).
     """
+    world, device = init_world(resolve_device(config.device))
+    try:
+        metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
+                         device=device)  # fmt: skip
+    except BaseException:
+        shutdown(world, failed=True)
+        raise
+    shutdown(world)
+    return metrics
+
+
+def _train(
+    config: MfConfig,
+    run_dir: Path,
+    *,
+    overwrite: bool,
+    progress: bool,
+    world: World,
+    device: torch.device,
+) -> dict[str, Any]:
     start = time.perf_counter()
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
-    device = resolve_device(config.device)
     dataset = load_mf_dataset(config)
     torch.manual_seed(config.seed)  # before the tables are initialized
     model = build_mf_model(config, dataset).to(device)
     user_lap, item_lap = _laplacians(config, dataset, device)
     # only a config that builds is written to the run directory
-    prepare_run_dir(run_dir, config, overwrite=overwrite)
-    task = MfTask(model=model, dataset=dataset, config=config, laplacians=(user_lap, item_lap))
+    prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
+    task = MfTask(
+        model=model, dataset=dataset, config=config, laplacians=(user_lap, item_lap), world=world
+    )
     loop = Loop(
         task=task,
         config=config.train,
@@ -112,6 +141,7 @@ def train_mf(
         paths=RunPaths(run_dir),
         device=device,
         progress=progress,
+        world=world,
     )
     loop.run(seed=config.seed)
     splits = ("test", "valid") if task.metric else ("test",)

@@ -29,12 +29,20 @@ over an epoch of R ratings: ``Σ_r ½ e_r² + ... + Σ_r pen(p_{u_r})`` (weighte
 ``... + R Σ_u pen(p_u)`` (unweighted), R times KGE's "mean loss + penalty". Weighted ``lp`` with
 p = 2 and weight w is Surprise's λ = w on the factors. The unweighted penalty steps the whole
 table every batch (a dense ``(N, d)`` op, as KGE's autograd does).
+
+Data parallel (``world``, under torchrun): every rank holds the whole model and draws the same
+epoch order; rank r computes the updates of its contiguous slice of each batch (its own SSE and
+dropout draws), the ranks all-gather those row updates, and every rank applies all of them in
+batch order: the same step as one process with the same batch (exactly so without SSE or
+dropout, whose draws are per rank). It spreads the arithmetic, not the memory.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
+from embedlab.distributed import SINGLE, World, shard_bounds
 from embedlab.embeddings.config import RegularizeConfig
 from embedlab.recsys.model import MatrixFactorization
 
@@ -69,6 +77,7 @@ def sgd_epoch(
     batch_size: int,
     generator: torch.Generator,
     penalties: tuple[RegularizeConfig, RegularizeConfig] | None = None,
+    world: World = SINGLE,
 ) -> float:
     """One pass over the training ratings in a random order; returns the mean squared error of
     the predictions made during the pass (on the SSE-replaced rows, before each update).
@@ -81,7 +90,14 @@ def sgd_epoch(
         penalties: ``(user, item)`` table penalties (the tables' ``regularize``), added to each
             batch's objective as in the module docstring; None (or kind none / weight 0): none,
             bit for bit the step without them.
+        world: this rank of a data-parallel job (module docstring); the returned error is then
+            the epoch's over all ranks.
     """
+    if world.parallel:
+        return _parallel_epoch(
+            model, users=users, items=items, ratings=ratings, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, generator=generator, penalties=penalties, world=world,
+        )  # fmt: skip
     model.train()
     P, Q = model.users.weight.data, model.items.weight.data
     bu, bi = model.user_bias.data, model.item_bias.data
@@ -151,3 +167,104 @@ def _penalty_step(
     if weighted:  # B · Σ_unique count_u pen(x_u) / B = Σ_b pen(x_{u_b})
         return table, rows, _lp_step(table.index_select(0, rows), p, -lr * weight)
     return table, None, _lp_step(table, p, -lr * rows.numel() * weight)
+
+
+@torch.no_grad()
+def _parallel_epoch(
+    model: MatrixFactorization,
+    *,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    ratings: torch.Tensor,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    generator: torch.Generator,
+    penalties: tuple[RegularizeConfig, RegularizeConfig] | None,
+    world: World,
+) -> float:
+    """:func:`sgd_epoch` on ``world.world_size`` ranks (module docstring): per batch, one
+    all-gather of the row updates ``[Δp | Δq | Δb_u | Δb_i | weighted-penalty steps]`` and one of
+    their row indices, padded to the largest slice."""
+    model.train()
+    P, Q = model.users.weight.data, model.items.weight.data
+    bu, bi = model.user_bias.data, model.item_bias.data
+    mu, d = float(model.mean), P.shape[1]
+    decay = -lr * weight_decay
+    order = torch.randperm(users.numel(), generator=generator).to(users.device)
+    users_o, items_o = users.index_select(0, order), items.index_select(0, order)
+    ratings_o = ratings.index_select(0, order)
+    pen_u, pen_i = (None, None) if penalties is None else map(_active, penalties)
+    weighted = [(t, pen) for t, pen in ((P, pen_u), (Q, pen_i)) if pen is not None and pen[2]]
+    total = torch.zeros((), dtype=torch.float64)
+    for start in range(0, order.numel(), batch_size):
+        stop = min(start + batch_size, order.numel())
+        size = stop - start
+        widest = -(-size // world.world_size)
+        first, last = shard_bounds(size, world)
+        sl = slice(start + first, start + last)
+        u_raw, i_raw = users_o[sl], items_o[sl]
+        u, i = model.users.transform_indices(u_raw), model.items.transform_indices(i_raw)
+        p, q = P.index_select(0, u), Q.index_select(0, i)  # (n, d)
+        mask_u, mask_i = model.users.dropout_mask(p), model.items.dropout_mask(q)
+        pd = p * mask_u if mask_u is not None else p
+        qd = q * mask_i if mask_i is not None else q
+        pred = torch.linalg.vecdot(pd, qd).add_(mu)
+        b_u, b_i = bu.index_select(0, u), bi.index_select(0, i)
+        if model.biases:
+            pred += b_u + b_i
+        err = ratings_o[sl] - pred  # (n,)
+        total += err.double().square().sum()
+        e = err.unsqueeze(1)
+        gp = qd * mask_u if mask_u is not None else qd
+        gq = pd * mask_i if mask_i is not None else pd
+        columns = [
+            torch.mul(p, decay).addcmul_(e, gp, value=lr),
+            torch.mul(q, decay).addcmul_(e, gq, value=lr),
+            (b_u * -weight_decay + err).mul_(lr).unsqueeze(1),
+            (b_i * -weight_decay + err).mul_(lr).unsqueeze(1),
+        ]
+        rows = [u, i, u_raw, i_raw]
+        for table, pen in weighted:
+            raw = u_raw if table is P else i_raw
+            columns.append(_lp_step(table.index_select(0, raw), pen[1], -lr * pen[0]))
+        # unweighted penalties step the whole table from the global batch size: every rank
+        # computes the same step from the same parameters, before this batch's updates
+        dense = [
+            _penalty_step(table, users_o[start:stop] if table is P else items_o[start:stop],
+                          pen, lr)
+            for table, pen in ((P, pen_u), (Q, pen_i))
+            if pen is not None and not pen[2]
+        ]  # fmt: skip
+        values = _gather_padded(torch.cat(columns, dim=1), widest, world)  # (W * widest, c)
+        indices = _gather_padded(torch.stack(rows, dim=1), widest, world)
+        keep = torch.cat([
+            torch.arange(widest) < (b - a)
+            for a, b in (shard_bounds(size, World(rank=r, world_size=world.world_size))
+                         for r in range(world.world_size))
+        ]).to(values.device)  # fmt: skip
+        values, indices = values[keep], indices[keep]
+        P.index_add_(0, indices[:, 0], values[:, :d])
+        Q.index_add_(0, indices[:, 1], values[:, d : 2 * d])
+        if model.biases:
+            bu.index_add_(0, indices[:, 0], values[:, 2 * d])
+            bi.index_add_(0, indices[:, 1], values[:, 2 * d + 1])
+        offset = 2 * d + 2
+        for table, _ in weighted:
+            column = 2 if table is P else 3
+            table.index_add_(0, indices[:, column], values[:, offset : offset + d])
+            offset += d
+        for table, _, step in dense:
+            table.add_(step)
+    dist.all_reduce(total)
+    return float(total) / max(users.numel(), 1)
+
+
+def _gather_padded(local: torch.Tensor, widest: int, world: World) -> torch.Tensor:
+    """Every rank's ``local (n_r, c)`` padded to ``(widest, c)``, stacked in rank order:
+    ``(W * widest, c)``."""
+    padded = local.new_zeros((widest, local.shape[1]))
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(world.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat(parts)

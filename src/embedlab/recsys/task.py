@@ -9,6 +9,8 @@ from typing import Any
 import torch
 
 from embedlab.datasets.ratings import RatingDataset
+from embedlab.distributed import SINGLE, World, all_sum, shard_bounds
+from embedlab.errors import UserError
 from embedlab.recsys.als import als_epoch
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.metrics import rating_metrics
@@ -28,6 +30,10 @@ class MfTask:
     One batch is one epoch. Model selection on valid RMSE where the dataset has a valid split
     (``data.valid_fraction`` > 0); otherwise no selection (``metric`` None: the last epoch).
     Each validation also records test RMSE/MAE under ``test`` (curves in the docs).
+
+    Data parallel (``world``): SGD exchanges row updates per batch
+    (:func:`~embedlab.recsys.sgd.sgd_epoch`); ALS/GRALS sweeps are refused (their solves are
+    per row and need no gradients to average); evaluation splits the ratings over ranks.
     """
 
     mode: Mode = "min"
@@ -39,8 +45,15 @@ class MfTask:
         dataset: RatingDataset,
         config: MfConfig,
         laplacians: tuple[Laplacian, Laplacian] = (None, None),
+        world: World = SINGLE,
     ) -> None:
         self.model, self.dataset, self.config, self.laplacians = model, dataset, config, laplacians
+        self.world = world
+        if world.parallel and config.train.method != "sgd":
+            raise UserError(
+                f"train.method={config.train.method} is not data-parallel: run it in one process "
+                "(without torchrun); train.method=sgd trains under torchrun"
+            )
         device = model.mean.device
         self.splits = {
             name: (part.users.to(device), part.items.to(device), part.ratings.to(device))
@@ -60,6 +73,10 @@ class MfTask:
     def batches(self, generator: torch.Generator) -> Iterator[torch.Generator]:
         yield generator  # one step per epoch; SGD shuffles inside with this generator
 
+    def local_batch(self, batch: torch.Generator, world: World) -> tuple[torch.Generator, float]:
+        """The step is the whole epoch; :func:`~embedlab.recsys.sgd.sgd_epoch` splits batches."""
+        return batch, 1.0
+
     def train_step(self, batch: torch.Generator) -> Step:
         users, items, ratings = self.splits["train"]
         tc = self.config.train
@@ -75,6 +92,7 @@ class MfTask:
                 batch_size=tc.batch_size,
                 generator=batch,
                 penalties=penalties,
+                world=self.world,
             )
         else:
             user_lap, item_lap = self.laplacians
@@ -94,9 +112,22 @@ class MfTask:
     def evaluate(self, split: str) -> dict[str, Any]:
         """``{"rmse", "mae", "num_ratings"}`` on ``split`` (predictions clipped to the scale)."""
         users, items, ratings = self.splits[split]
-        return rating_metrics(
-            self.model, users=users, items=items, ratings=ratings, scale=self.dataset.rating_scale
-        )
+        if not self.world.parallel:
+            return rating_metrics(
+                self.model, users=users, items=items, ratings=ratings,
+                scale=self.dataset.rating_scale,
+            )  # fmt: skip
+        start, stop = shard_bounds(users.numel(), self.world)
+        sq, ab, n = 0.0, 0.0, 0.0
+        if stop > start:
+            part = rating_metrics(
+                self.model, users=users[start:stop], items=items[start:stop],
+                ratings=ratings[start:stop], scale=self.dataset.rating_scale,
+            )  # fmt: skip
+            n = part["num_ratings"]
+            sq, ab = part["rmse"] ** 2 * n, part["mae"] * n
+        sq, ab, total = all_sum([sq, ab, float(n)], self.world)
+        return {"rmse": (sq / total) ** 0.5, "mae": ab / total, "num_ratings": int(total)}
 
     def validate(self) -> dict[str, Any]:
         metrics: dict[str, Any] = self.evaluate("valid") if self.metric else {}

@@ -46,13 +46,18 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     rng: dict[str, torch.Tensor] | None = None,
     state: dict[str, Any] | None = None,
+    write: bool = True,
 ) -> None:
     """Write ``path.safetensors`` (model, optimizer tensors, RNG states, JSON state in the header)
     and a readable copy of the state in ``path.json``.
 
     ``state`` must be JSON-serializable (epoch, scheduler state, early-stopping counters).
+    ``write`` False collects the tensors without writing: in a data-parallel job every rank
+    calls this (a sharded table's ``state_dict`` is a collective) and rank 0 alone writes.
     """
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if not write:
+        return
     meta: dict[str, Any] = {"state": state or {}}
     if optimizer is not None:
         opt_tensors, meta["optimizer"] = _split_optimizer_state(optimizer)

@@ -25,31 +25,18 @@ from typing import Any, Literal, Protocol
 import torch
 from tqdm import tqdm
 
+from embedlab.distributed import SINGLE, World, all_sum, any_rank, gather_objects, rank_seed
 from embedlab.errors import UserError
 from embedlab.training.callbacks import Callback
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from embedlab.training.config import LoopConfig
+from embedlab.training.data_parallel import merge_rank_rng, rank_rng, wrap
 from embedlab.training.device import autocast, rng_state, set_rng_state
 from embedlab.training.run_dir import RunPaths
+from embedlab.training.step import Step
 from embedlab.training.trace import Trace, code_version
 
 Mode = Literal["max", "min"]
-
-
-@dataclass
-class Step:
-    """What one train step returns.
-
-    Attributes:
-        loss: the scalar to back-propagate (autograd tasks), or the step's loss value as a
-            tensor without history (tasks that update parameters themselves: MF's SGD, ALS).
-        rows: training rows the step scored (triples, ratings, tokens), for throughput.
-        value: per-row mean loss for the trace (``None``: ``float(loss)``).
-    """
-
-    loss: torch.Tensor
-    rows: int
-    value: float | None = None
 
 
 class Task(Protocol):
@@ -82,11 +69,22 @@ class Task(Protocol):
 
     def num_batches(self) -> int: ...
 
-    def batches(self, generator: torch.Generator) -> Iterator[Any]: ...
+    def batches(self, generator: torch.Generator) -> Iterator[Any]:
+        """The epoch's global batches, in the same order on every rank (``generator`` is seeded
+        alike on all ranks)."""
+        ...
+
+    def local_batch(self, batch: Any, world: World) -> tuple[Any | None, float]:
+        """This rank's part of a global batch and its share of the batch's loss normalizer
+        (:func:`~embedlab.training.data_parallel.local_slice` for tensor batches; ``(batch,
+        1.0)`` in one process). ``None``: nothing for this rank in this batch."""
+        ...
 
     def train_step(self, batch: Any) -> Step: ...
 
-    def validate(self) -> dict[str, Any]: ...
+    def validate(self) -> dict[str, Any]:
+        """Validation metrics, the same on every rank (evaluation is split and gathered)."""
+        ...
 
 
 @dataclass
@@ -129,6 +127,10 @@ class Loop:
         device: where the model and batches live (``precision`` autocasts on its type).
         callbacks: hooks called at epoch start, batch start and after backward.
         progress: show a progress bar per epoch (tqdm; also off where stderr is not a terminal).
+        world: this process's rank in a data-parallel job (:mod:`embedlab.distributed`): the
+            task's step runs under DistributedDataParallel on this rank's slice of each global
+            batch; rank 0 alone writes the trace, checkpoints and metrics.json; checkpoints hold
+            every rank's RNG states.
     """
 
     def __init__(
@@ -141,26 +143,34 @@ class Loop:
         device: torch.device,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        world: World = SINGLE,
     ) -> None:
         self.task, self.config, self.eval_every, self.paths = task, config, eval_every, paths
-        self.device, self.callbacks, self.progress = device, list(callbacks), progress
+        self.device, self.callbacks, self.world = device, list(callbacks), world
+        self.progress = progress and world.is_main
         self.optimizer = task.build_optimizer()
         self.scheduler = task.build_scheduler(self.optimizer)
-        self.trace = Trace(paths.trace)
+        self.trace = Trace(paths.trace, enabled=world.is_main)
         self.state = LoopState()
+        self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
+        self.seed = 0  # set by run()
 
     # -- checkpoints -------------------------------------------------------------------------
 
     def _save(self, path: Path, generator: torch.Generator) -> None:
+        """Collective in a data-parallel job: every rank calls it, rank 0 writes."""
+        rngs = gather_objects(rng_state(generator, self.device), self.world)
         save_checkpoint(
             path,
             model=self.task.model,
             optimizer=self.optimizer,
-            rng=rng_state(generator, self.device),
+            rng=merge_rank_rng(rngs),
             state={
                 "loop": asdict(self.state),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "world_size": self.world.world_size,
             },
+            write=self.world.is_main,
         )
 
     def _resume(self, generator: torch.Generator) -> bool:
@@ -179,10 +189,25 @@ class Loop:
                 f"{self.paths.last}.safetensors cannot be resumed with this config and dataset "
                 f"as resolved now ({type(exc).__name__}: {exc}); use --overwrite or another --out"
             ) from None
-        set_rng_state(rng, generator, self.device)
+        mine = rank_rng(rng, self.world.rank)
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world.world_size and self.world.is_main:
+            print(
+                f"resuming a {saved_world}-process run with {self.world.world_size} processes: "
+                "training continues, but not bit for bit as the original job would have",
+                file=sys.stderr,
+            )
+        if mine is None:  # more ranks than the checkpoint has states for: a fresh stream
+            torch.manual_seed(rank_seed(self.seed + self.state.epoch, self.world.rank))
+            generator.set_state(rng["shuffle"].cpu())
+        else:
+            set_rng_state(mine, generator, self.device)
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.trace.write("resume", epoch=self.state.epoch, seconds=self.state.seconds)
+        self.trace.write(
+            "resume", epoch=self.state.epoch, seconds=self.state.seconds,
+            world_size=self.world.world_size,
+        )  # fmt: skip
         return True
 
     # -- one epoch ---------------------------------------------------------------------------
@@ -197,6 +222,17 @@ class Loop:
     def _step(self, batch: Any) -> Step:
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
+        if self.ddp is not None:
+            local, share = self.task.local_batch(batch, self.world)
+            with autocast(self.device, self.config.precision):
+                loss = self.ddp(local, share * self.world.world_size)
+            step = self.ddp.module.last
+            loss.float().backward()  # DDP averages the gradients over ranks here
+            for callback in self.callbacks:
+                callback.after_backward(self)
+            assert self.optimizer is not None
+            self.optimizer.step()
+            return step
         with autocast(self.device, self.config.precision):
             step = self.task.train_step(batch)
         if self.optimizer is not None and step.loss.requires_grad:
@@ -227,9 +263,13 @@ class Loop:
                 weighted, rows, steps = weighted + value * step.rows, rows + step.rows, steps + 1
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(loss=f"{value:.4f}", rows_s=f"{rows / elapsed:.0f}")
-                if self._over_budget(elapsed):
+                # every rank stops at the same step: DDP's next all-reduce needs all of them
+                if any_rank(self._over_budget(elapsed), self.world):
                     self.state.stop_reason = self._budget_message()
                     break
+        if self.world.parallel:  # the epoch's loss over every rank's rows
+            weighted, total = all_sum([weighted, float(rows)], self.world)
+            rows = int(total)
         return weighted / max(1, rows), rows, steps, time.perf_counter() - start
 
     def _validate(self, generator: torch.Generator) -> None:
@@ -257,6 +297,8 @@ class Loop:
         if patience and self.state.bad_validations >= patience and self.state.stop_reason is None:
             self.state.stop_reason = f"early stopping: no {key} gain in {patience} validations"
         best = self.state.best_metric
+        if not self.world.is_main:
+            return
         print(
             f"epoch {self.state.epoch:4d}  valid {key} {value:.4f} "
             f"(best {best if best is not None else float('nan'):.4f} @ {self.state.best_epoch})"
@@ -271,16 +313,24 @@ class Loop:
 
         ``start_fields`` are added to the trace's ``start`` event (e.g. the vocabulary size).
         """
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)  # shuffling (CPU; batches move after)
+        self.seed = seed
+        # each rank its own streams (SSE, dropout, KD noise, negatives); rank 0 = one process
+        torch.manual_seed(rank_seed(seed, self.world.rank))
+        # shuffling: the same global batch order on every rank (CPU; batches move after)
+        generator = torch.Generator().manual_seed(seed)
         if not self._resume(generator):
             self.trace.write(
                 "start", seed=seed, device=str(self.device), precision=self.config.precision,
-                world_size=1, backend=None, metric=self.task.metric, mode=self.task.mode,
-                threads=torch.get_num_threads(), code=code_version(), **(start_fields or {}),
+                world_size=self.world.world_size, backend=self.world.backend,
+                metric=self.task.metric, mode=self.task.mode, threads=torch.get_num_threads(),
+                code=code_version(), **(start_fields or {}),
             )  # fmt: skip
-        elif self.state.stop_reason is None:
+        elif self.state.stop_reason is None and self.world.is_main:
             print(f"resumed after epoch {self.state.epoch}", file=sys.stderr)
+        if self.world.parallel and self.optimizer is not None:
+            self.ddp = wrap(
+                model=self.task.model, train_step=self.task.train_step, device=self.device
+            )
         while self.state.stop_reason is None and self.state.epoch < self.config.max_epochs:
             if self._over_budget(0.0):
                 self.state.stop_reason = self._budget_message()
@@ -352,7 +402,11 @@ class Loop:
         }
         if wall_start is not None:
             metrics["timing"]["wall_seconds_this_process"] = time.perf_counter() - wall_start
+        metrics["timing"]["world_size"] = self.world.world_size
+        metrics["timing"]["backend"] = self.world.backend
         metrics.update(extra or {})
+        if not self.world.is_main:
+            return metrics
         text = json.dumps(metrics, indent=1)
         (self.paths.root / "metrics.json").write_text(text, encoding="utf-8")
         if "test" in metrics:

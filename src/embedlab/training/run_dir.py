@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from embedlab.config.io import ConfigT, dump_config
+from embedlab.distributed import World, broadcast_object
 from embedlab.errors import UserError
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
 
@@ -77,6 +78,24 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
     run_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(dump_config(config), encoding="utf-8")
     return False
+
+
+def prepare_shared_run_dir(
+    run_dir: Path, config: BaseModel, *, overwrite: bool, world: World
+) -> bool:
+    """:func:`prepare_run_dir` on rank 0 alone (the run directory is rank 0's to write; in a
+    multi-node job it must be on a filesystem every node sees, as checkpoints are read by every
+    rank on resume); its result, or its error, on every rank."""
+    outcome: tuple[bool, str] = (False, "")
+    if world.is_main:
+        try:
+            outcome = (prepare_run_dir(run_dir, config, overwrite=overwrite), "")
+        except UserError as exc:
+            outcome = (False, str(exc))
+    outcome = broadcast_object(outcome, world)
+    if outcome[1]:
+        raise UserError(outcome[1])
+    return outcome[0]
 
 
 def read_run_config(run_dir: Path, cls: type[ConfigT]) -> ConfigT:

@@ -11,12 +11,17 @@ from typing import Any
 
 
 class Trace:
-    """Appends events; each line gets ``event`` and ``time`` (unix seconds)."""
+    """Appends events; each line gets ``event`` and ``time`` (unix seconds).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    ``enabled`` False (ranks other than 0 of a data-parallel job) writes nothing.
+    """
+
+    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+        self.path, self.enabled = path, enabled
 
     def write(self, event: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
         record = {"event": event, "time": time.time(), **fields}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
