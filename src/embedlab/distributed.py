@@ -20,6 +20,7 @@ Conventions every caller relies on:
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -120,6 +121,7 @@ def shutdown(world: World, *, failed: bool = False) -> None:
     after an error (``failed``), when the other ranks may never reach it; torchrun then stops
     them as this rank exits."""
     if world.backend is not None and dist.is_initialized():
+        gc.collect()  # DDP wrappers (module cycles) release the group before it is destroyed
         if not failed:
             dist.barrier()
         dist.destroy_process_group()

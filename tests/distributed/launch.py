@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,21 @@ def torchrun_argv(nproc: int, *target: str) -> list[str]:
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         f"--nproc-per-node={nproc}", *target,
+    ]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def node_argv(endpoint: str, nnodes: int, *target: str) -> list[str]:
+    """One node's launcher of a multi-node job (c10d rendezvous at ``endpoint``), one process."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}",
+        "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
+        "--rdzv-id=embedlab-test", *target,
     ]  # fmt: skip
 
 

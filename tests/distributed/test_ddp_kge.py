@@ -18,7 +18,14 @@ import torch
 from safetensors.torch import load_file
 
 from embedlab.training.trace import read_trace
-from tests.distributed.launch import cli_argv, kill_job_after, run, start
+from tests.distributed.launch import (
+    cli_argv,
+    free_port,
+    kill_job_after,
+    node_argv,
+    run,
+    start,
+)
 
 
 def _train(nproc: int | None, out: Path, *sets: str) -> str:
@@ -89,3 +96,35 @@ def test_killed_two_rank_job_resumes_to_the_uninterrupted_metrics(tmp_path: Path
     assert any(e["event"] == "resume" for e in read_trace(cut / "trace.jsonl"))
     for key, value in _model_tensors(tmp_path / "whole").items():
         assert torch.equal(_model_tensors(cut)[key], value), key
+
+
+def test_kd_codes_train_under_ddp_reproducibly_with_per_rank_gumbel_noise(tmp_path: Path) -> None:
+    sets = ("train.max_epochs=2", "train.optimizer=adam", "entity_embedding.kind=kd",
+            "entity_embedding.kd.K=8", "entity_embedding.kd.D=4",
+            "entity_embedding.kd.relaxation=gumbel")  # fmt: skip
+    _train(2, tmp_path / "a", *sets)
+    _train(2, tmp_path / "b", *sets)
+    a, b = _model_tensors(tmp_path / "a"), _model_tensors(tmp_path / "b")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # rank seeds are reproducible
+    _train(None, tmp_path / "one", *sets)
+    one = _model_tensors(tmp_path / "one")
+    assert not torch.equal(one["model.entities.logits"], a["model.entities.logits"])  # rank 1 draws
+
+
+def test_two_nodes_joined_by_c10d_rendezvous_train_like_one_standalone_job(tmp_path: Path) -> None:
+    """Multi-node launch (``--nnodes 2 --rdzv-endpoint``), both "nodes" on this machine."""
+    args = ["kge", "train", "--dataset", "nations", "--model", "distmult", "--no-progress",
+            "--set", "seed=2", "--set", "train.max_epochs=3", "--set", "train.num_threads=1"]  # fmt: skip
+    endpoint = f"127.0.0.1:{free_port()}"
+    jobs = [start(node_argv(endpoint, 2, "-m", "embedlab", *args, "--out", str(tmp_path / "mn")))
+            for _ in range(2)]  # fmt: skip
+    for job in jobs:
+        _, err = job.communicate(timeout=180)
+        assert job.returncode == 0, err.decode()[-3000:]
+    run(cli_argv(2, *args, "--out", str(tmp_path / "standalone")))
+    events = read_trace(tmp_path / "mn" / "trace.jsonl")
+    assert events[0]["world_size"] == 2
+    a = json.loads((tmp_path / "mn" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "standalone" / "metrics.json").read_text())
+    assert a["test"]["mrr"] == b["test"]["mrr"]

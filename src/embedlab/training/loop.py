@@ -25,7 +25,16 @@ from typing import Any, Literal, Protocol
 import torch
 from tqdm import tqdm
 
-from embedlab.distributed import SINGLE, World, all_sum, any_rank, gather_objects, rank_seed
+from embedlab.distributed import (
+    SINGLE,
+    World,
+    all_sum,
+    any_rank,
+    barrier,
+    broadcast_object,
+    gather_objects,
+    rank_seed,
+)
 from embedlab.errors import UserError
 from embedlab.training.callbacks import Callback
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
@@ -172,9 +181,15 @@ class Loop:
             },
             write=self.world.is_main,
         )
+        barrier(self.world)  # the file is there for every rank once any rank goes on
+
+    def _exists(self, path: Path) -> bool:
+        """Whether checkpoint ``path`` exists, as rank 0 sees it (one answer for every rank: a
+        rank deciding on its own could call a collective the others skip)."""
+        return bool(broadcast_object(checkpoint_exists(path), self.world))
 
     def _resume(self, generator: torch.Generator) -> bool:
-        if not checkpoint_exists(self.paths.last):
+        if not self._exists(self.paths.last):
             return False
         try:
             rng, state = load_checkpoint(
@@ -332,7 +347,7 @@ class Loop:
                 model=self.task.model, train_step=self.task.train_step, device=self.device
             )
         while self.state.stop_reason is None and self.state.epoch < self.config.max_epochs:
-            if self._over_budget(0.0):
+            if any_rank(self._over_budget(0.0), self.world):  # every rank stops alike
                 self.state.stop_reason = self._budget_message()
                 break
             self.state.epoch += 1
@@ -361,9 +376,12 @@ class Loop:
                 self._save(self.paths.last, generator)
         if self.state.stop_reason is None:
             self.state.stop_reason = "max epochs reached"
-        if not checkpoint_exists(self.paths.last):  # max_epochs 0: keep the initial model
+        if not self._exists(self.paths.last):  # max_epochs 0: keep the initial model
             self._save(self.paths.last, generator)
         self.trace.write("stop", reason=self.state.stop_reason, epoch=self.state.epoch)
+        # DDP holds the process group (its reducer's buckets and hooks): released here, before
+        # the group is destroyed, not at interpreter exit (where gloo may abort the process)
+        self.ddp = None
         return self.state
 
     def finish(
@@ -381,7 +399,7 @@ class Loop:
         ``best_epoch``, ``timing`` and the task's ``extra`` keys (ARCHITECTURE.md, run contract).
         """
         model = self.task.model
-        if self.task.metric is not None and checkpoint_exists(self.paths.best):
+        if self.task.metric is not None and self._exists(self.paths.best):
             load_checkpoint(self.paths.best, model=model, map_location=self.device)
         model.eval()
         metrics: dict[str, Any] = {split: evaluate(split) for split in splits}
