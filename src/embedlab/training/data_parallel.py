@@ -26,16 +26,21 @@ def sharded_parameter_names(model: nn.Module) -> set[str]:  # TODO: embeddings.s
     return set()
 
 
-def local_slice(batch: Any, world: World) -> tuple[Any | None, float]:
+def local_slice(batch: Any, world: World) -> tuple[Any, float]:
     """Rank ``world.rank``'s contiguous slice of a tensor batch ``(B, ...)`` and its share of the
-    batch (``len(slice) / B``); ``(None, 0.0)`` for an empty slice (``B`` < world size)."""
+    batch (``len(slice) / B``).
+
+    A rank whose slice is empty (``B`` < world size, e.g. an epoch's last batch) gets the
+    batch's first row with share 0: it runs the same step (the same collectives, which a
+    sharded table's lookups are) and contributes nothing.
+    """
     if not world.parallel:
         return batch, 1.0
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"cannot slice a {type(batch).__name__} batch across ranks")
     start, stop = shard_bounds(len(batch), world)
     if stop <= start:
-        return None, 0.0
+        return batch[:1], 0.0
     return batch[start:stop], (stop - start) / len(batch)
 
 

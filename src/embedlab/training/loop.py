@@ -242,6 +242,8 @@ class Loop:
             with autocast(self.device, self.config.precision):
                 loss = self.ddp(local, share * self.world.world_size)
             step = self.ddp.module.last
+            if share == 0.0:  # a stand-in row (local_slice): it ran, it does not count
+                step = Step(loss=step.loss, rows=0, value=0.0)
             loss.float().backward()  # DDP averages the gradients over ranks here
             for callback in self.callbacks:
                 callback.after_backward(self)
