@@ -39,6 +39,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("embedlab.kge.kvs_all", "KvsAllTask.batches", "randperm"): _SHUFFLE,
     ("embedlab.embeddings.kd_distill", "distill_to_teacher", "randperm"): _SHUFFLE,
     ("embedlab.recsys.sgd", "sgd_epoch", "randperm"): _SHUFFLE,
+    ("embedlab.recsys.sgd", "_parallel_epoch", "randperm"): _SHUFFLE,
     ("embedlab.recsys.graphs", "item_labels", "full"): _GRAPHS,
     ("embedlab.recsys.graphs", "cliques", "zeros"): _GRAPHS,
     ("embedlab.recsys.graphs", "_groups_graph", "full"): _GRAPHS,

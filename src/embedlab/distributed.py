@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -72,13 +73,15 @@ def is_main_process() -> bool:
 
 
 def init_world(
-    device: torch.device, *, timeout_minutes: float = 30.0
+    device: torch.device, *, need_group: bool = False, timeout_minutes: float = 30.0
 ) -> tuple[World, torch.device]:
     """Join the process group torchrun set up, or stay single-process.
 
     Args:
         device: the resolved ``device`` key; under torchrun a CUDA device becomes
             ``cuda:LOCAL_RANK`` (one GPU per process) and the backend NCCL, a CPU one gloo.
+        need_group: without torchrun, still start a one-process gloo group on a free local
+            port: row-wise sharded tables (TorchRec) need a group even on one rank.
 
     Returns:
         ``(world, device)``: this rank and the device it trains on.
@@ -88,7 +91,14 @@ def init_world(
             node (each process takes the GPU of its local rank), or fewer GPUs than processes.
     """
     if not launched_by_torchrun():
-        return SINGLE, device
+        if not need_group:
+            return SINGLE, device
+        if not dist.is_initialized():
+            dist.init_process_group(
+                backend="gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0,
+                world_size=1, timeout=timedelta(minutes=timeout_minutes),
+            )  # fmt: skip
+        return World(backend="gloo"), device
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -114,6 +124,12 @@ def init_world(
             timeout=timedelta(minutes=timeout_minutes),
         )
     return World(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend), device
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def shutdown(world: World, *, failed: bool = False) -> None:

@@ -75,10 +75,13 @@ def test_trace_metrics_and_console_come_from_rank_0_only(tmp_path: Path) -> None
     assert abs(metrics["test"]["mrr"] - reference["test"]["mrr"]) < 1e-3
 
 
-def test_killed_two_rank_job_resumes_to_the_uninterrupted_metrics(tmp_path: Path) -> None:
-    sets = ("train.max_epochs=12", "train.checkpoint_every=1", "train.optimizer=adagrad",
-            "eval.every=5",
-            "train.batch_size=128", "entity_embedding.sse.kind=se", "entity_embedding.sse.p=0.1")  # fmt: skip
+@pytest.mark.parametrize("sharding", ["none", "row_wise"])
+def test_killed_two_rank_job_resumes_to_the_uninterrupted_metrics(
+    sharding: str, tmp_path: Path
+) -> None:
+    sets = ("train.max_epochs=8", "train.checkpoint_every=1", "train.optimizer=adagrad",
+            "eval.every=4", "train.batch_size=128", "entity_embedding.sse.kind=se",
+            "entity_embedding.sse.p=0.1", f"entity_embedding.sharding={sharding}")  # fmt: skip
     _train(2, tmp_path / "whole", *sets)
     cut = tmp_path / "cut"
     args = ["kge", "train", "--dataset", "kinship", "--model", "distmult", "--no-progress",
@@ -96,6 +99,27 @@ def test_killed_two_rank_job_resumes_to_the_uninterrupted_metrics(tmp_path: Path
     assert any(e["event"] == "resume" for e in read_trace(cut / "trace.jsonl"))
     for key, value in _model_tensors(tmp_path / "whole").items():
         assert torch.equal(_model_tensors(cut)[key], value), key
+
+
+def test_row_wise_sharded_entities_train_like_a_dense_table_in_one_process(tmp_path: Path) -> None:
+    """TorchRec row-wise shards (fused Adagrad) on 2 ranks, and on a 1-rank group, against a
+    plain table in one process: the same parameters to fp32 rounding, the same metrics."""
+    sets = ("train.optimizer=adagrad", "train.max_epochs=2")
+    _train(None, tmp_path / "dense", *sets)
+    _train(2, tmp_path / "two", *sets, "entity_embedding.sharding=row_wise")
+    _train(None, tmp_path / "one", *sets, "entity_embedding.sharding=row_wise")
+    dense = _model_tensors(tmp_path / "dense")
+    for name in ("two", "one"):
+        sharded = _model_tensors(tmp_path / name)
+        # the checkpoint holds the full table and the fused Adagrad state (exact resume)
+        assert "model.entities.optimizer_state.momentum1" in sharded
+        for key, value in dense.items():
+            torch.testing.assert_close(sharded[key], value, rtol=0, atol=1e-5, msg=key)
+    metrics = [json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("dense", "two")]
+    assert abs(metrics[0]["test"]["mrr"] - metrics[1]["test"]["mrr"]) < 1e-4
+    # a sharded run's directory loads into a plain table in one process (evaluate/export)
+    done = run(cli_argv(None, "kge", "evaluate", str(tmp_path / "two")))
+    assert json.loads(done.stdout.splitlines()[-1])["mrr"] == metrics[1]["test"]["mrr"]
 
 
 def test_kd_codes_train_under_ddp_reproducibly_with_per_rank_gumbel_noise(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ merges them *under* what the user gives, key by key: setting ``sse`` never reset
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from embedlab.config.base import StrictModel, merge_defaults
 
@@ -113,6 +113,11 @@ class EmbeddingConfig(StrictModel):
 
     ``kind: lookup`` is a plain ``(N, d)`` table; ``kind: kd`` composes each row from discrete
     codes (``kd``, :class:`KdConfig`).
+
+    ``sharding: row_wise`` splits a lookup table's rows over the ranks of a data-parallel job
+    (TorchRec, :class:`~embedlab.embeddings.sharded.ShardedEmbeddingTable`): each rank stores
+    ``N / world_size`` rows and their optimizer state, updated by a fused optimizer. ``none``
+    (default) keeps the whole table on every rank (replicated, reduced by DDP).
     """
 
     kind: Literal["lookup", "kd"] = "lookup"
@@ -121,6 +126,19 @@ class EmbeddingConfig(StrictModel):
     kd: KdConfig = Field(default_factory=KdConfig)
     init: InitConfig = Field(default_factory=InitConfig)
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
+    sharding: Literal["none", "row_wise"] = Field(
+        default="none", description="row_wise: rows split over the data-parallel ranks (TorchRec)"
+    )
+
+    @model_validator(mode="after")
+    def _sharding_fits_kind(self) -> Self:
+        """Row-wise sharding splits a plain ``(N, d)`` table; KD codes are not one."""
+        if self.sharding == "row_wise" and self.kind == "kd":
+            raise ValueError(
+                "sharding=row_wise with kind=kd: KD codes are N×D small integers and codebooks "
+                "K×D×d, they stay replicated under data parallelism; drop sharding"
+            )
+        return self
 
 
 def table_defaults(data: Any, defaults: dict[str, dict[str, Any]]) -> Any:

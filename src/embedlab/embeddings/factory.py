@@ -10,6 +10,7 @@ from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.lookup import EmbeddingTable
+from embedlab.embeddings.sharded import ShardedEmbeddingTable
 from embedlab.embeddings.template import EmbeddingLayer
 
 
@@ -62,9 +63,20 @@ def build_embedding(
     config: EmbeddingConfig,
     graph: RowGraph | None = None,
     teacher: torch.Tensor | None = None,
+    optimizer: str = "adam",
+    lr: float = 0.0,
 ) -> EmbeddingLayer:
     """The layer of kind ``config.kind`` (:data:`EMBEDDING_LAYERS`) with N = ``num_rows`` rows of
-    width ``dim``; ``teacher`` ``(N, dim)``: the pre-trained table of KD's PDG guidance."""
+    width ``dim``; ``teacher`` ``(N, dim)``: the pre-trained table of KD's PDG guidance.
+
+    ``config.sharding == "row_wise"`` builds a :class:`ShardedEmbeddingTable` (a lookup table
+    split over the ranks, updated by a fused optimizer); ``optimizer`` and ``lr`` are the
+    training optimizer's name and learning rate, read by that table only.
+    """
+    if config.sharding == "row_wise":
+        return ShardedEmbeddingTable(
+            num_rows=num_rows, dim=dim, config=config, graph=graph, optimizer=optimizer, lr=lr
+        )
     return EMBEDDING_LAYERS[config.kind](
         num_rows=num_rows, dim=dim, config=config, graph=graph, teacher=teacher
     )

@@ -140,6 +140,21 @@ class KgeConfig(RunConfig):
             )
         return self
 
+    @model_validator(mode="after")
+    def _sharded_entities_only(self) -> Self:
+        """Row-wise sharding is for the entity table; the relation table stays replicated."""
+        if self.relation_embedding.sharding != "none":
+            raise ValueError(
+                f"relation_embedding.sharding={self.relation_embedding.sharding}: relation "
+                "tables are small (2R rows) and stay replicated; shard entity_embedding only"
+            )
+        if self.entity_embedding.sharding != "none" and self.train.init_from:
+            raise ValueError(
+                "entity_embedding.sharding with train.init_from (--init-from): initializing a "
+                "sharded table from another run is not implemented; train without sharding"
+            )
+        return self
+
 
 def build_config(
     *, path: Path | None = None, overrides: list[str] | None = None, base: dict | None = None

@@ -29,7 +29,8 @@ class KgeModel(nn.Module):
     The interaction is registered as a submodule (TuckER's core tensor is a parameter) and typed
     by its protocol, :class:`~embedlab.kge.interactions.Interaction`.
 
-    Either table may be a plain lookup or KD codes (``<table>_embedding.kind``).
+    Either table may be a plain lookup or KD codes (``<table>_embedding.kind``); the entity
+    table may be sharded row-wise over data-parallel ranks (``entity_embedding.sharding``).
 
     ``d_r`` is the interaction's ``relation_dim(d)`` (RotatE ``d/2``, RESCAL ``d^2``, TuckER
     ``model.relation_dim``).
@@ -61,7 +62,12 @@ class KgeModel(nn.Module):
         self.num_relations = num_relations
         self.interaction = build_interaction(config.model)
         self.entities = build_embedding(
-            num_rows=num_entities, dim=dim, config=config.entity_embedding, graph=entity_graph
+            num_rows=num_entities,
+            dim=dim,
+            config=config.entity_embedding,
+            graph=entity_graph,
+            optimizer=config.train.optimizer,  # a row-wise sharded table's fused optimizer
+            lr=config.train.lr,
         )
         self.relations = build_embedding(
             num_rows=2 * num_relations,

@@ -15,6 +15,7 @@ from embedlab.embeddings import set_training_progress
 from embedlab.embeddings.compression import compression_report
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.kd_distill import distill_stage, kd_layers, require_teacher_run
+from embedlab.embeddings.sharded import replicated
 from embedlab.errors import UserError
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge, known_answers
@@ -55,13 +56,17 @@ def load_run(
 ) -> tuple[KgeConfig, KgDataset, KgeModel]:
     """Config, dataset and the best (else last) model of a run directory, in eval mode.
 
+    A run trained with a row-wise sharded entity table loads into a plain table (one process:
+    evaluate, export, predict); the fused optimizer's state in its checkpoint is not read.
+
     Raises:
         UserError: not a run directory, no checkpoint yet, or one that does not fit the
             dataset as resolved now.
     """
     config = read_run_config(run_dir, KgeConfig)
     dataset = load_kg(config.dataset)
-    model = build_model(config, dataset).to(device)
+    plain = config.entity_embedding.model_copy(update={"sharding": "none"})
+    model = build_model(config.model_copy(update={"entity_embedding": plain}), dataset).to(device)
     fits = (
         f"dataset {config.dataset!r} ({dataset.num_entities} entities, "
         f"{dataset.num_relations} relations)"
@@ -125,14 +130,15 @@ def evaluate_split(
     across the ranks of ``world`` and gathered)."""
     device = next(model.parameters()).device
     start = time.perf_counter()
-    metrics = evaluate_kge(
-        model,
-        dataset.splits[split].to(device),
-        known,
-        ties=config.eval.ties,
-        batch_size=config.eval.batch_size,
-        world=world,
-    )
+    with replicated(model):  # sharded tables: one gather, then local lookups
+        metrics = evaluate_kge(
+            model,
+            dataset.splits[split].to(device),
+            known,
+            ties=config.eval.ties,
+            batch_size=config.eval.batch_size,
+            world=world,
+        )
     seconds = time.perf_counter() - start
     metrics["seconds"] = seconds
     metrics["queries_per_s"] = metrics["num_queries"] / seconds
@@ -163,7 +169,8 @@ def train_run(
     final evaluation of valid and test come on top (reported as ``timing.wall_seconds``).
     Under torchrun, every process calls this: data-parallel training (:mod:`embedlab.distributed`).
     """
-    world, device = init_world(resolve_device(config.device))
+    sharded = config.entity_embedding.sharding != "none"
+    world, device = init_world(resolve_device(config.device), need_group=sharded)
     try:
         metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
                          device=device)  # fmt: skip

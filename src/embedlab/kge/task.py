@@ -15,6 +15,7 @@ import torch
 
 from embedlab.datasets.kg import KgDataset
 from embedlab.distributed import SINGLE, World
+from embedlab.embeddings.sharded import replicated
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.kge_eval import evaluate_kge
 from embedlab.kge.config import KgeConfig
@@ -102,11 +103,12 @@ class KgeTask:
         raise NotImplementedError
 
     def validate(self) -> dict[str, Any]:
-        return evaluate_kge(
-            self.model,
-            self.valid_triples,
-            self.known,
-            ties=self.config.eval.ties,
-            batch_size=self.config.eval.batch_size,
-            world=self.world,
-        )
+        with replicated(self.model):  # sharded tables: one gather, then local lookups
+            return evaluate_kge(
+                self.model,
+                self.valid_triples,
+                self.known,
+                ties=self.config.eval.ties,
+                batch_size=self.config.eval.batch_size,
+                world=self.world,
+            )

@@ -100,6 +100,17 @@ class LmConfig(RunConfig):
         return self
 
     @model_validator(mode="after")
+    def _no_sharding(self) -> Self:
+        """Row-wise sharded tables (TorchRec) are built for KGE entity tables only."""
+        for key in ("token_embedding", "output_embedding"):
+            if getattr(self, key).sharding != "none":
+                raise ValueError(
+                    f"{key}.sharding={getattr(self, key).sharding}: sharding is implemented for "
+                    "KGE entity tables"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _tied_tables(self) -> Self:
         """``tie_weights`` needs equal widths; ``output_embedding`` must then be left alone."""
         if not self.model.tie_weights:

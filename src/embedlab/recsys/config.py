@@ -103,8 +103,8 @@ class MfConfig(RunConfig):
     def _method_fits_tables(self) -> Self:
         """Cross-field rules, checked before anything is built.
 
-        MF trains plain lookup tables (no KD codes); SSE and dropout act on sampled lookups
-        (SGD only); ALS/GRALS solve each half-step in closed form, which only an L2 table
+        MF trains plain lookup tables (no KD codes, no sharding); SSE and dropout act on sampled
+        lookups (SGD only); ALS/GRALS solve each half-step in closed form, which only an L2 table
         penalty (``regularize: {kind: lp, p: 2}``) allows; Laplacian weights need GRALS; an SSE
         graph source needs ``sse.kind: graph``.
         """
@@ -115,6 +115,11 @@ class MfConfig(RunConfig):
                 raise ValueError(
                     f"{key}.kind={table.kind}: MF trains with hand-written gradients on plain "
                     "tables; KD codes are available for KGE and LM tables"
+                )
+            if table.sharding != "none":
+                raise ValueError(
+                    f"{key}.sharding={table.sharding}: sharding is implemented for KGE entity "
+                    "tables"
                 )
             if table.sse.graph is not None and table.sse.kind != "graph":
                 raise ValueError(f"{key}.sse.graph is set but {key}.sse.kind is not graph")

@@ -196,7 +196,7 @@ def _parallel_epoch(
     ratings_o = ratings.index_select(0, order)
     pen_u, pen_i = (None, None) if penalties is None else map(_active, penalties)
     weighted = [(t, pen) for t, pen in ((P, pen_u), (Q, pen_i)) if pen is not None and pen[2]]
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.zeros((), dtype=torch.float64, device=users.device)
     for start in range(0, order.numel(), batch_size):
         stop = min(start + batch_size, order.numel())
         size = stop - start
@@ -239,10 +239,10 @@ def _parallel_epoch(
         values = _gather_padded(torch.cat(columns, dim=1), widest, world)  # (W * widest, c)
         indices = _gather_padded(torch.stack(rows, dim=1), widest, world)
         keep = torch.cat([
-            torch.arange(widest) < (b - a)
+            torch.arange(widest, device=values.device) < (b - a)
             for a, b in (shard_bounds(size, World(rank=r, world_size=world.world_size))
                          for r in range(world.world_size))
-        ]).to(values.device)  # fmt: skip
+        ])  # fmt: skip
         values, indices = values[keep], indices[keep]
         P.index_add_(0, indices[:, 0], values[:, :d])
         Q.index_add_(0, indices[:, 1], values[:, d : 2 * d])

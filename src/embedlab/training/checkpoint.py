@@ -89,7 +89,15 @@ def load_checkpoint(
     if header is None:  # checkpoints written before the state moved into the header
         header = path.with_suffix(".json").read_text(encoding="utf-8")
     meta = json.loads(header)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    missing, unexpected = model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False
+    )
+    # a row-wise sharded table's fused optimizer state is not part of a plain table's state
+    unexpected = [k for k in unexpected if ".optimizer_state." not in k]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}"
+        )
     if optimizer is not None and "optimizer" in meta:
         per_param: dict[int, dict[str, Any]] = {}
         for key, value in tensors.items():

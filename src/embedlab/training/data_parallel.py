@@ -19,11 +19,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from embedlab.distributed import World, shard_bounds
+from embedlab.embeddings.sharded import ShardedEmbeddingTable, sharded_parameter_names
 from embedlab.training.step import Step, TrainStep
-
-
-def sharded_parameter_names(model: nn.Module) -> set[str]:  # TODO: embeddings.sharded
-    return set()
 
 
 def local_slice(batch: Any, world: World) -> tuple[Any, float]:
@@ -107,3 +104,12 @@ def rank_rng(merged: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tens
         return None
     mine["shuffle"] = merged["shuffle"]
     return mine
+
+
+def step_sharded_tables(tables: list[ShardedEmbeddingTable], lr: float) -> None:
+    """After the dense optimizer's step: one fused update of each row-wise sharded table
+    (collective), at the dense optimizer's current learning rate (so LR-on-plateau and a
+    resumed run's decayed rate reach the fused kernel too)."""
+    for table in tables:
+        table.set_lr(lr)
+        table.step()

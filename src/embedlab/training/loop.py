@@ -35,11 +35,12 @@ from embedlab.distributed import (
     gather_objects,
     rank_seed,
 )
+from embedlab.embeddings.sharded import sharded_layers
 from embedlab.errors import UserError
 from embedlab.training.callbacks import Callback
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from embedlab.training.config import LoopConfig
-from embedlab.training.data_parallel import merge_rank_rng, rank_rng, wrap
+from embedlab.training.data_parallel import merge_rank_rng, rank_rng, step_sharded_tables, wrap
 from embedlab.training.device import autocast, rng_state, set_rng_state
 from embedlab.training.run_dir import RunPaths
 from embedlab.training.step import Step
@@ -162,6 +163,8 @@ class Loop:
         self.trace = Trace(paths.trace, enabled=world.is_main)
         self.state = LoopState()
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
+        # row-wise sharded tables: updated by their fused kernel after each dense step
+        self.sharded = list(sharded_layers(task.model).values())
         self.seed = 0  # set by run()
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -249,6 +252,7 @@ class Loop:
                 callback.after_backward(self)
             assert self.optimizer is not None
             self.optimizer.step()
+            step_sharded_tables(self.sharded, self.optimizer.param_groups[0]["lr"])
             return step
         with autocast(self.device, self.config.precision):
             step = self.task.train_step(batch)
@@ -257,6 +261,7 @@ class Loop:
             for callback in self.callbacks:
                 callback.after_backward(self)
             self.optimizer.step()
+            step_sharded_tables(self.sharded, self.optimizer.param_groups[0]["lr"])
         return step
 
     def _train_epoch(self, generator: torch.Generator) -> tuple[float, int, int, float]:
