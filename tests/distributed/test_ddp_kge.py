@@ -152,3 +152,25 @@ def test_two_nodes_joined_by_c10d_rendezvous_train_like_one_standalone_job(tmp_p
     a = json.loads((tmp_path / "mn" / "metrics.json").read_text())
     b = json.loads((tmp_path / "standalone" / "metrics.json").read_text())
     assert a["test"]["mrr"] == b["test"]["mrr"]
+
+
+def test_kd_entropy_penalty_of_the_global_batch_matches_one_process(tmp_path: Path) -> None:
+    """KD's entropy term averages over a batch's unique rows (not a sum over rank slices):
+    each rank adds it for the global batch, so 2 ranks train the 1-process parameters."""
+    sets = ("train.max_epochs=1", "train.optimizer=adagrad", "entity_embedding.kind=kd",
+            "entity_embedding.kd.K=8", "entity_embedding.kd.D=4",
+            "entity_embedding.kd.entropy_weight=0.5")  # fmt: skip
+    _train(None, tmp_path / "one", *sets)
+    _train(2, tmp_path / "two", *sets)
+    one, two = _model_tensors(tmp_path / "one"), _model_tensors(tmp_path / "two")
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-5, msg=key)
+
+
+def test_kd_frozen_codes_leave_parameters_unused_and_ddp_still_steps(tmp_path: Path) -> None:
+    """``kd.freeze_codes``: the code logits get no gradient; DDP must not wait for them."""
+    sets = ("train.max_epochs=2", "train.optimizer=adagrad", "entity_embedding.kind=kd",
+            "entity_embedding.kd.K=4", "entity_embedding.kd.D=4",
+            "entity_embedding.kd.freeze_codes=true")  # fmt: skip
+    _train(2, tmp_path / "two", *sets)
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["timing"]["epochs"] == 2

@@ -21,6 +21,7 @@ from embedlab.embeddings.config import KdConfig
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compact import code_bits
 from embedlab.embeddings.kd_compose import composition_parameter_count
+from embedlab.embeddings.sharded import sharded_layers
 
 FLOAT_BITS = 32
 
@@ -81,6 +82,8 @@ def compression_report(
     if not tables:
         return None
     other = sum(p.numel() for n, p in model.named_parameters() if n not in skip)
+    # row-wise sharded tables hold their rows outside parameters()
+    other += sum(t.num_rows * t.dim for t in sharded_layers(model).values())
     emb_full = sum(t["bits_full"] for t in tables.values())
     emb_comp = sum(t["bits_compressed"] for t in tables.values())
     model_full = emb_full + FLOAT_BITS * other

@@ -53,6 +53,10 @@ class KvsAllTask(KgeTask):
         if loss_spec(loss_cfg).noise:
             inputs.noise = self.frequencies.noise(relations, power=loss_cfg.freq_power)
         summed = apply_loss(loss_cfg, scores, inputs)
-        # penalties on the batch's (subject, relation) as triples with the subject as object too
-        triples = torch.stack([subjects, relations % self.model.num_relations, subjects], dim=1)
-        return summed / len(batch) + self.model.penalty(triples), len(batch)
+        return summed / len(batch) + self.penalty(batch), len(batch)
+
+    def penalty_triples(self, batch: torch.Tensor) -> torch.Tensor:
+        """Penalties on the batch's (subject, relation) as triples with the subject as object
+        too: ``(b, 2)`` queries -> ``(b, 3)``."""
+        subjects, relations = batch.unbind(1)
+        return torch.stack([subjects, relations % self.model.num_relations, subjects], dim=1)

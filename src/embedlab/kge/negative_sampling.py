@@ -56,4 +56,4 @@ class NegativeSamplingTask(KgeTask):
         tail_side = self._side(h, r, t, neg.tail)
         head_side = self._side(t, r + self.model.num_relations, h, neg.head)
         summed = tail_side + head_side
-        return summed / len(batch) + self.model.penalty(batch), 2 * len(batch)
+        return summed / len(batch) + self.penalty(batch), 2 * len(batch)

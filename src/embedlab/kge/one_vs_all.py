@@ -41,4 +41,4 @@ class OneVsAllTask(KgeTask):
             if spec.noise:
                 inputs.noise = self.frequencies.noise(relations, power=loss_cfg.freq_power)
             summed = apply_loss(loss_cfg, scores, inputs)
-        return summed / len(batch) + self.model.penalty(batch), len(queries)
+        return summed / len(batch) + self.penalty(batch), len(queries)

@@ -170,7 +170,13 @@ def train_run(
     Under torchrun, every process calls this: data-parallel training (:mod:`embedlab.distributed`).
     """
     sharded = config.entity_embedding.sharding != "none"
-    world, device = init_world(resolve_device(config.device), need_group=sharded)
+    device = resolve_device(config.device)
+    if sharded and device.type != "cpu":
+        raise UserError(
+            f"entity_embedding.sharding=row_wise runs on CPU ranks (gloo; TorchRec's CPU kernels "
+            f"as installed by make torchrec), not on {device}: add --set device=cpu"
+        )
+    world, device = init_world(device, need_group=sharded)
     try:
         metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
                          device=device)  # fmt: skip

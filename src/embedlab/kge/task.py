@@ -99,8 +99,28 @@ class KgeTask:
         return next(self.model.parameters()).device
 
     def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """The batch loss (divided by the number of triples) and the number of rows it scored."""
+        """The batch loss (divided by the number of triples, plus :meth:`penalty`) and the
+        number of rows it scored."""
         raise NotImplementedError
+
+    def penalty_triples(self, batch: torch.Tensor) -> torch.Tensor:
+        """The ``(B, 3)`` triples whose rows a batch penalizes (the batch itself here)."""
+        return batch
+
+    def penalty(self, batch: torch.Tensor) -> torch.Tensor:
+        """The tables' penalty for ``batch`` (``KgeModel.penalty``); 0 in a data-parallel job,
+        where :meth:`global_penalty` adds it for the whole global batch instead."""
+        if self.world.parallel:
+            return torch.zeros((), device=self.device)
+        return self.model.penalty(self.penalty_triples(batch))
+
+    def global_penalty(self, batch: torch.Tensor) -> torch.Tensor | None:
+        """Data parallel: the penalty of the *global* batch, the same on every rank (KD's
+        entropy and distillation terms average over a batch's unique rows, which is not a sum
+        over rank slices); ``None`` in one process (:meth:`loss` includes it)."""
+        if not self.world.parallel:
+            return None
+        return self.model.penalty(self.penalty_triples(batch.to(self.device)))
 
     def validate(self) -> dict[str, Any]:
         with replicated(self.model):  # sharded tables: one gather, then local lookups

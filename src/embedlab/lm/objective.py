@@ -43,17 +43,25 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def window_loss(
-    model: LstmLm, inputs: torch.Tensor, targets: torch.Tensor, state: State | None
+    model: LstmLm,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    state: State | None,
+    *,
+    penalty: bool = True,
 ) -> WindowLoss:
     """Forward one window ``inputs, targets: (B, t)`` from ``state`` and score it.
 
     The NLL is summed over the ``t`` steps and averaged over the ``B`` streams, as in Zaremba et
     al.'s Torch code (one gradient of 1 per time step of a batch-averaged criterion) and
-    TensorFlow's PTB tutorial; their learning rate 1 assumes this scale.
+    TensorFlow's PTB tutorial; their learning rate 1 assumes this scale. ``penalty`` False
+    leaves the tables' penalty out (a data-parallel step adds it for the global window).
     """
     logits, new_state = model(inputs, state)  # (B, t, V)
     nll = token_nll(logits, targets)  # (B, t)
-    loss = nll.sum() / inputs.shape[0] + model.penalty(inputs, targets)
+    loss = nll.sum() / inputs.shape[0]
+    if penalty:
+        loss = loss + model.penalty(inputs, targets)
     return WindowLoss(
         loss=loss, nll_sum=float(nll.detach().sum()), tokens=targets.numel(), state=new_state
     )

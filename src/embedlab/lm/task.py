@@ -46,9 +46,10 @@ class LmTask:
     tables' penalties; its logged value is the mean NLL per token. SGD at ``train.lr``; the
     per-epoch schedule and gradient clipping are callbacks (:func:`learning_rate`).
 
-    Data parallel (``world``): rank r keeps its contiguous run of the ``B`` streams from the
-    start (its own LSTM state) and trains on its columns of every window; its loss, averaged
-    over its ``B_r`` streams, has share ``B_r / B`` of the global batch. Evaluation splits the
+    Data parallel (``world``): every rank reads the same global windows ``(B, t)``; rank r
+    trains on its contiguous run of the ``B`` streams (its own LSTM state); its loss, averaged
+    over its ``B_r`` streams, has share ``B_r / B`` of the global batch, and the tables'
+    penalty is that of the global window (:meth:`global_penalty`). Evaluation splits the
     evaluation streams the same way and sums NLL and token counts over ranks.
     """
 
@@ -66,10 +67,8 @@ class LmTask:
                 f"train.batch_size={streams} streams cannot be split over {world.world_size} "
                 "processes; use at least one stream per process"
             )
-        start, stop = shard_bounds(streams, world)
-        self.share = (stop - start) / streams
-        full = batchify(corpus.splits["train"], streams)
-        self.train_data = full[start:stop].to(self.device)  # (B_r, T): this rank's streams
+        self.streams = shard_bounds(streams, world)  # this rank's [start, stop) of the B streams
+        self.train_data = batchify(corpus.splits["train"], streams).to(self.device)  # (B, T)
         self.state: State | None = None
 
     def build_optimizer(self) -> torch.optim.Optimizer:
@@ -89,12 +88,23 @@ class LmTask:
         return itertools.islice(stream, self.num_batches())
 
     def local_batch(self, batch: Window, world: World) -> tuple[Window, float]:
-        """Windows are already this rank's streams (see the class docstring)."""
-        return batch, self.share
+        """This rank's streams of a global window and their share of the ``B`` streams."""
+        if not world.parallel:
+            return batch, 1.0
+        start, stop = self.streams
+        inputs, targets = batch
+        return (inputs[start:stop], targets[start:stop]), (stop - start) / inputs.shape[0]
+
+    def global_penalty(self, batch: Window) -> torch.Tensor | None:
+        """Data parallel: the tables' penalty of the global window (the same on every rank);
+        ``None`` in one process, where :meth:`train_step` includes it."""
+        if not self.world.parallel:
+            return None
+        return self.model.penalty(*batch)
 
     def train_step(self, batch: Window) -> Step:
         inputs, targets = batch
-        step = window_loss(self.model, inputs, targets, self.state)
+        step = window_loss(self.model, inputs, targets, self.state, penalty=not self.world.parallel)
         self.state = detach_state(step.state)
         return Step(loss=step.loss, rows=step.tokens, value=step.nll_sum / step.tokens)
 

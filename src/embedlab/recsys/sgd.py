@@ -256,6 +256,10 @@ def _parallel_epoch(
             offset += d
         for table, _, step in dense:
             table.add_(step)
+    # CUDA's index_add_ accumulates repeated rows in no fixed order: keep one copy (rank 0's)
+    if P.device.type == "cuda":
+        for tensor in (P, Q, bu, bi):
+            dist.broadcast(tensor, src=0)
     dist.all_reduce(total)
     return float(total) / max(users.numel(), 1)
 

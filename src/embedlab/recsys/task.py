@@ -77,6 +77,10 @@ class MfTask:
         """The step is the whole epoch; :func:`~embedlab.recsys.sgd.sgd_epoch` splits batches."""
         return batch, 1.0
 
+    def global_penalty(self, batch: torch.Generator) -> None:
+        """SGD-MF applies its penalties inside :func:`~embedlab.recsys.sgd.sgd_epoch`."""
+        return None
+
     def train_step(self, batch: torch.Generator) -> Step:
         users, items, ratings = self.splits["train"]
         tc = self.config.train
@@ -107,7 +111,9 @@ class MfTask:
                 cg_iterations=tc.laplacian.cg_iterations,
                 penalties=penalties,
             )
-        return Step(loss=torch.tensor(loss), rows=users.numel(), value=loss)
+        # data parallel: every rank reports the whole epoch's ratings; rank 0 counts them
+        rows = users.numel() if self.world.is_main else 0
+        return Step(loss=torch.tensor(loss), rows=rows, value=loss)
 
     def evaluate(self, split: str) -> dict[str, Any]:
         """``{"rmse", "mae", "num_ratings"}`` on ``split`` (predictions clipped to the scale)."""

@@ -7,7 +7,9 @@ computes the mean over its slice and scales it by ``W * share_r`` with
 ``share_r = units_r / units_global``; DDP averages gradients over the W ranks, so the gradient
 that every rank applies is ``sum_r share_r * grad(mean_r) = grad(global mean)``. Terms computed
 over the whole table (an unweighted penalty) enter every rank's loss and, scaled the same way,
-sum to one copy.
+sum to one copy. Regularization terms that are not sums over rows (KD's entropy and
+distillation terms average over a batch's *unique* rows) are computed by every rank on the
+global batch (``Task.global_penalty``) and added unscaled: DDP's average keeps one copy.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from embedlab.distributed import World, shard_bounds
+from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.sharded import ShardedEmbeddingTable, sharded_parameter_names
-from embedlab.training.step import Step, TrainStep
+from embedlab.training.step import GlobalPenalty, Step, TrainStep
 
 
 def local_slice(batch: Any, world: World) -> tuple[Any, float]:
@@ -42,38 +45,49 @@ def local_slice(batch: Any, world: World) -> tuple[Any, float]:
 
 
 class StepModule(nn.Module):
-    """``forward(batch, scale)`` = ``scale * train_step(batch).loss``, so DDP sees the step.
+    """``forward(local, scale, batch)`` = ``scale * train_step(local).loss +
+    global_penalty(batch)``, so DDP sees the whole step.
 
-    The :class:`Step` of the last call is kept in :attr:`last` (rows and the logged value). An
-    empty slice (``batch`` None) returns ``0 * sum(parameters)``: the rank still joins the
-    gradient all-reduce with zero gradients.
+    The :class:`Step` of the last call is kept in :attr:`last` (rows, and the logged value:
+    the local loss plus the global penalty).
     """
 
-    def __init__(self, *, model: nn.Module, train_step: TrainStep) -> None:
+    def __init__(
+        self, *, model: nn.Module, train_step: TrainStep, global_penalty: GlobalPenalty
+    ) -> None:
         super().__init__()
         self.model = model
         self.train_step = train_step
+        self.global_penalty = global_penalty
         self.last = Step(loss=torch.zeros(()), rows=0, value=0.0)
 
-    def forward(self, batch: Any, scale: float) -> torch.Tensor:
-        if batch is None:
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            zero = torch.stack([p.sum() for p in params]).sum() * 0.0
-            self.last = Step(loss=zero, rows=0, value=0.0)
-            return zero
-        self.last = self.train_step(batch)
-        return self.last.loss * scale
+    def forward(self, local: Any, scale: float, batch: Any) -> torch.Tensor:
+        step = self.train_step(local)
+        loss = step.loss * scale
+        penalty = self.global_penalty(batch)
+        if penalty is not None:
+            loss = loss + penalty
+            if step.value is None:
+                step.value = float((step.loss + penalty).detach())
+        self.last = step
+        return loss
 
 
 def wrap(
-    *, model: nn.Module, train_step: TrainStep, device: torch.device
+    *,
+    model: nn.Module,
+    train_step: TrainStep,
+    global_penalty: GlobalPenalty,
+    device: torch.device,
 ) -> DistributedDataParallel:
     """DDP around ``train_step`` on ``model`` (process group already initialized).
 
     Rows of row-wise sharded tables are not DDP's (TorchRec reduces them itself): they are left
-    out of its broadcast and all-reduce.
+    out of its broadcast and all-reduce. With KD tables DDP looks for parameters a step leaves
+    without gradient (``kd.freeze_codes`` stops the code logits' gradient mid-run; an unused
+    parameter would otherwise fail the next step's reduction).
     """
-    module = StepModule(model=model, train_step=train_step)
+    module = StepModule(model=model, train_step=train_step, global_penalty=global_penalty)
     ignored = {f"model.{name}" for name in sharded_parameter_names(model)}
     if ignored:
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, list(ignored))
@@ -81,6 +95,7 @@ def wrap(
         module,
         device_ids=[device.index] if device.type == "cuda" else None,
         forward_sync_buffers=False,  # buffers (KD codes, SSE graphs) are equal on every rank
+        find_unused_parameters=any(isinstance(m, KdEmbedding) for m in model.modules()),
     )
 
 

@@ -92,6 +92,12 @@ class Task(Protocol):
 
     def train_step(self, batch: Any) -> Step: ...
 
+    def global_penalty(self, batch: Any) -> torch.Tensor | None:
+        """Data parallel: the regularization term of the *global* batch, identical on every
+        rank (added once to the step; :meth:`train_step` then leaves it out); ``None``: the
+        task has none or includes it in :meth:`train_step` (one process)."""
+        ...
+
     def validate(self) -> dict[str, Any]:
         """Validation metrics, the same on every rank (evaluation is split and gathered)."""
         ...
@@ -243,7 +249,7 @@ class Loop:
         if self.ddp is not None:
             local, share = self.task.local_batch(batch, self.world)
             with autocast(self.device, self.config.precision):
-                loss = self.ddp(local, share * self.world.world_size)
+                loss = self.ddp(local, share * self.world.world_size, batch)
             step = self.ddp.module.last
             if share == 0.0:  # a stand-in row (local_slice): it ran, it does not count
                 step = Step(loss=step.loss, rows=0, value=0.0)
@@ -351,7 +357,10 @@ class Loop:
             print(f"resumed after epoch {self.state.epoch}", file=sys.stderr)
         if self.world.parallel and self.optimizer is not None:
             self.ddp = wrap(
-                model=self.task.model, train_step=self.task.train_step, device=self.device
+                model=self.task.model,
+                train_step=self.task.train_step,
+                global_penalty=self.task.global_penalty,
+                device=self.device,
             )
         while self.state.stop_reason is None and self.state.epoch < self.config.max_epochs:
             if any_rank(self._over_budget(0.0), self.world):  # every rank stops alike

@@ -26,3 +26,4 @@ class Step:
 
 
 TrainStep = Callable[[Any], Step]
+GlobalPenalty = Callable[[Any], torch.Tensor | None]
