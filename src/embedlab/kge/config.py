@@ -14,6 +14,19 @@ from embedlab.losses.registry import LOSSES
 from embedlab.training.config import LoopConfig, LoopEvalConfig, RunConfig
 
 
+class TuckerConfig(StrictModel):
+    """TuckER's own layers (Balazevic et al. 2019, section 5.2 and their code): batch norm of
+    the subject embedding and of the query, dropout of the subject after its batch norm
+    (``input_dropout``), of the relation-specific core ``W ×_2 r`` (``hidden_dropout1``) and of
+    the query after its batch norm (``hidden_dropout2``). All off by default (the plain
+    trilinear model); the configs of paper 002's TuckER rows switch them on."""
+
+    batch_norm: bool = False
+    input_dropout: float = Field(default=0.0, ge=0, lt=1)
+    hidden_dropout1: float = Field(default=0.0, ge=0, lt=1)
+    hidden_dropout2: float = Field(default=0.0, ge=0, lt=1)
+
+
 class ModelConfig(StrictModel):
     """Scoring function and widths (``dim`` counts real numbers, as LibKGE and paper 002)."""
 
@@ -27,6 +40,13 @@ class ModelConfig(StrictModel):
     relation_dim: int | None = Field(
         default=None, gt=0, description="TuckER: relation width d_r (None: dim)"
     )
+    tucker: TuckerConfig = Field(default_factory=TuckerConfig)
+
+    @model_validator(mode="after")
+    def _tucker_keys_for_tucker(self) -> Self:
+        if self.name != "tucker" and self.tucker != TuckerConfig():
+            raise ValueError(f"model.tucker is read by model.name=tucker only, not {self.name}")
+        return self
 
 
 class LossConfig(StrictModel):
