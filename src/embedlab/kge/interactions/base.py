@@ -7,8 +7,10 @@ the embedding axis). Two families have a fast path:
   ``score(h, r, t) == (query(h, r) * t).sum(-1)``; all candidates = one matrix product;
 * tail-distance (TransE, RotatE): ``anchor(h, r)`` and ``distance(a, t)`` with
   ``score(h, r, t) == -distance(anchor(h, r), t)``; the anchor is computed once per query and
-  compared with candidates in cache-sized blocks, recomputed in backward (gradient checkpointing)
-  so that no ``(B, N, d)`` tensor is ever kept.
+  compared with all candidates by the blocked autograd kernel of
+  :mod:`~embedlab.kge.interactions.distance_kernels` when the interaction names its distance
+  (``distance_kind``: TransE ``l1``/``l2``, RotatE ``rotate``), else in cache-sized candidate
+  blocks recomputed in backward (gradient checkpointing); no ``(B, N, d)`` tensor is ever kept.
 
 Interactions hold no embeddings. TuckER alone owns a parameter (its core tensor W, shared by all
 relations, part of the scoring function in Balazevic et al. 2019), so interactions are
@@ -22,6 +24,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from torch.utils.checkpoint import checkpoint
+
+from embedlab.kge.interactions.distance_kernels import DistanceKind, distance_scores
 
 BLOCK_ELEMENTS = 2**18  # elements of one (rows, cols, d) intermediate: ~1 MB of float32
 
@@ -45,6 +49,13 @@ class TailDistanceInteraction(Interaction, Protocol):
     def anchor(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor: ...
 
     def distance(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor: ...
+
+
+def distance_kind(interaction: TailDistanceInteraction) -> DistanceKind | None:
+    """The distance an interaction declares (``distance_kind`` attribute) for the fused
+    all-candidates kernel, or None (generic checkpointed blocks)."""
+    kind: DistanceKind | None = getattr(interaction, "distance_kind", None)
+    return kind
 
 
 def checkpointed(fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
@@ -77,7 +88,12 @@ def score_candidates(
 
 
 def score_all_tails(
-    interaction: Interaction, h: torch.Tensor, r: torch.Tensor, tails: torch.Tensor
+    interaction: Interaction,
+    h: torch.Tensor,
+    r: torch.Tensor,
+    tails: torch.Tensor,
+    *,
+    fused: bool = True,
 ) -> torch.Tensor:
     """Score each ``(h_b, r_b)`` against every candidate tail.
 
@@ -87,13 +103,18 @@ def score_all_tails(
 
     Returns:
         ``(B, N)`` scores. Tail-linear: one matrix product ``query(h, r) @ tails.T``;
-        tail-distance: anchors against candidate blocks (checkpointed); otherwise broadcast
-        ``(B, 1, d)`` against ``(1, N, d)``.
+        tail-distance: the fused kernel (:func:`distance_scores`, float32) when the interaction
+        declares its ``distance_kind`` and ``fused`` (False: the older checkpointed candidate
+        blocks, kept for benchmarks), else anchors against checkpointed candidate blocks;
+        otherwise broadcast ``(B, 1, d)`` against ``(1, N, d)``.
     """
     if isinstance(interaction, TailLinearInteraction):
         return interaction.query(h, r) @ tails.T  # (B, d) @ (d, N) -> (B, N)
     if isinstance(interaction, TailDistanceInteraction):
         anchors = interaction.anchor(h, r)  # (B, d)
+        kind = distance_kind(interaction)
+        if fused and kind is not None:
+            return distance_scores(kind, anchors, tails)  # (B, N)
 
         def fn(cand: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
             return -interaction.distance(a.unsqueeze(0), cand.unsqueeze(1)).T  # (B, n)

@@ -7,6 +7,7 @@ from torch import nn
 
 from embedlab.errors import UserError
 from embedlab.kge.config import ModelConfig
+from embedlab.kge.interactions.distance_kernels import DistanceKind
 
 
 class RotatE(nn.Module):
@@ -30,6 +31,8 @@ class RotatE(nn.Module):
         super().__init__()
         if dim % 2:
             raise UserError(f"model.dim must be even for RotatE (real + imaginary), got {dim}")
+
+    distance_kind: DistanceKind = "rotate"  # the fused all-candidates kernel's distance
 
     def relation_dim(self, dim: int) -> int:
         return dim // 2

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from embedlab.kge.config import ModelConfig
+from embedlab.kge.interactions.distance_kernels import DistanceKind
 
 
 class TransE(nn.Module):
@@ -26,6 +27,11 @@ class TransE(nn.Module):
         if p_norm not in (1, 2):
             raise ValueError(f"TransE p_norm must be 1 or 2, got {p_norm}")
         self.p_norm = p_norm
+
+    @property
+    def distance_kind(self) -> DistanceKind:
+        """The fused all-candidates kernel's distance (:mod:`.distance_kernels`)."""
+        return "l1" if self.p_norm == 1 else "l2"
 
     def relation_dim(self, dim: int) -> int:
         return dim
