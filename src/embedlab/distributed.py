@@ -23,6 +23,8 @@ from __future__ import annotations
 import gc
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -124,6 +126,21 @@ def init_world(
             timeout=timedelta(minutes=timeout_minutes),
         )
     return World(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend), device
+
+
+@contextmanager
+def joined(
+    device: torch.device, *, need_group: bool = False
+) -> Iterator[tuple[World, torch.device]]:
+    """:func:`init_world` on entry, :func:`shutdown` on exit (``failed`` when the body raised):
+    ``with joined(device) as (world, device): ...`` around one run."""
+    world, device = init_world(device, need_group=need_group)
+    try:
+        yield world, device
+    except BaseException:
+        shutdown(world, failed=True)
+        raise
+    shutdown(world)
 
 
 def _free_port() -> int:

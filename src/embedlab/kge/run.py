@@ -10,7 +10,7 @@ import torch
 
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.registry import REGISTRY
-from embedlab.distributed import SINGLE, World, init_world, shutdown
+from embedlab.distributed import SINGLE, World, joined
 from embedlab.embeddings import set_training_progress
 from embedlab.embeddings.compression import compression_report
 from embedlab.embeddings.graph import RowGraph
@@ -176,15 +176,10 @@ def train_run(
             f"entity_embedding.sharding=row_wise runs on CPU ranks (gloo; TorchRec's CPU kernels "
             f"as installed by make torchrec), not on {device}: add --set device=cpu"
         )
-    world, device = init_world(device, need_group=sharded)
-    try:
-        metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
-                         device=device)  # fmt: skip
-    except BaseException:
-        shutdown(world, failed=True)
-        raise
-    shutdown(world)
-    return metrics
+    with joined(device, need_group=sharded) as (world, device):
+        return _train(
+            config, run_dir, overwrite=overwrite, progress=progress, world=world, device=device
+        )
 
 
 def _train(

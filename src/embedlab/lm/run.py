@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
-from embedlab.distributed import World, init_world, shutdown
+from embedlab.distributed import World, joined
 from embedlab.embeddings import compression_report, set_training_progress
 from embedlab.embeddings.kd_distill import distill_stage
 from embedlab.errors import UserError
@@ -54,15 +54,10 @@ def train_lm(
     Raises:
         UserError: bad config / run-directory combinations, a corpus too small for the batch.
     """
-    world, device = init_world(resolve_device(config.device))
-    try:
-        metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
-                         device=device)  # fmt: skip
-    except BaseException:
-        shutdown(world, failed=True)
-        raise
-    shutdown(world)
-    return metrics
+    with joined(resolve_device(config.device)) as (world, device):
+        return _train(
+            config, run_dir, overwrite=overwrite, progress=progress, world=world, device=device
+        )
 
 
 def _train(

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 
 from embedlab.datasets.ratings import RatingDataset, load_ratings
-from embedlab.distributed import World, init_world, shutdown
+from embedlab.distributed import World, joined
 from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.graphs import build_graph
@@ -102,15 +102,10 @@ def train_mf(
     Raises:
         UserError: bad config/run directory combinations (see :func:`prepare_run_dir`).
     """
-    world, device = init_world(resolve_device(config.device))
-    try:
-        metrics = _train(config, run_dir, overwrite=overwrite, progress=progress, world=world,
-                         device=device)  # fmt: skip
-    except BaseException:
-        shutdown(world, failed=True)
-        raise
-    shutdown(world)
-    return metrics
+    with joined(resolve_device(config.device)) as (world, device):
+        return _train(
+            config, run_dir, overwrite=overwrite, progress=progress, world=world, device=device
+        )
 
 
 def _train(
