@@ -97,7 +97,7 @@ def init_world(
             return SINGLE, device
         if not dist.is_initialized():
             dist.init_process_group(
-                backend="gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0,
+                backend="gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
                 world_size=1, timeout=timedelta(minutes=timeout_minutes),
             )  # fmt: skip
         return World(backend="gloo"), device
@@ -143,7 +143,8 @@ def joined(
     shutdown(world)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a local rendezvous)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -212,6 +213,17 @@ def gather_cat(tensor: torch.Tensor, world: World) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in range(world.world_size)]
     dist.all_gather(parts, padded)
     return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)])
+
+
+def gather_padded(local: torch.Tensor, widest: int, world: World) -> torch.Tensor:
+    """Every rank's ``local (n_r, c)`` with ``n_r <= widest`` known to all ranks, padded to
+    ``(widest, c)`` and stacked in rank order: ``(W * widest, c)`` (one all-gather, no size
+    exchange; the caller knows which rows are padding)."""
+    padded = local.new_zeros((widest, local.shape[1]))
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(world.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat(parts)
 
 
 def gather_objects(obj: Any, world: World) -> list[Any]:

@@ -17,10 +17,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from embedlab.distributed import free_port
 from embedlab.training.trace import read_trace
 from tests.distributed.launch import (
     cli_argv,
-    free_port,
     kill_job_after,
     node_argv,
     run,

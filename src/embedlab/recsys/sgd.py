@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from embedlab.distributed import SINGLE, World, shard_bounds
+from embedlab.distributed import SINGLE, World, gather_padded, shard_bounds
 from embedlab.embeddings.config import RegularizeConfig
 from embedlab.recsys.model import MatrixFactorization
 
@@ -236,8 +236,8 @@ def _parallel_epoch(
             for table, pen in ((P, pen_u), (Q, pen_i))
             if pen is not None and not pen[2]
         ]  # fmt: skip
-        values = _gather_padded(torch.cat(columns, dim=1), widest, world)  # (W * widest, c)
-        indices = _gather_padded(torch.stack(rows, dim=1), widest, world)
+        values = gather_padded(torch.cat(columns, dim=1), widest, world)  # (W * widest, c)
+        indices = gather_padded(torch.stack(rows, dim=1), widest, world)
         keep = torch.cat([
             torch.arange(widest, device=values.device) < (b - a)
             for a, b in (shard_bounds(size, World(rank=r, world_size=world.world_size))
@@ -262,13 +262,3 @@ def _parallel_epoch(
             dist.broadcast(tensor, src=0)
     dist.all_reduce(total)
     return float(total) / max(users.numel(), 1)
-
-
-def _gather_padded(local: torch.Tensor, widest: int, world: World) -> torch.Tensor:
-    """Every rank's ``local (n_r, c)`` padded to ``(widest, c)``, stacked in rank order:
-    ``(W * widest, c)``."""
-    padded = local.new_zeros((widest, local.shape[1]))
-    padded[: local.shape[0]] = local
-    parts = [torch.empty_like(padded) for _ in range(world.world_size)]
-    dist.all_gather(parts, padded)
-    return torch.cat(parts)
