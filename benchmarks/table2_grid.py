@@ -1,0 +1,172 @@
+"""Paper 002's Table 2 / Table 3 at one fixed training budget, one process per cell, resumable.
+
+Each cell is ``embedlab kge train --config configs/kge/<dataset>/<model>-<loss>.yaml`` with
+``train.max_minutes=<budget>`` and ``train.num_threads=<threads>``, its run directory under
+``--runs``; when it ends its metrics (test and valid, timing, stop reason, peak resident memory of
+the process) are merged into ``--json`` at once (atomic rewrite), so an interrupted grid keeps
+every finished cell. Re-running skips the cells already in the JSON; a cell interrupted half-way
+resumes from its run directory's last checkpoint (the loop counts the seconds it had already
+trained). While the file ``<runs>/PAUSE`` exists no new cell starts (the running one finishes),
+so a timing benchmark can have the machine to itself without eating into any cell's budget.
+
+Sections: ``wn18rr`` (all 24 cells: 6 models x NS, SANS, SCE, SCE w/ LS), ``fb15k-237`` (the ComplEx
+and RotatE rows), ``table3`` (ComplEx + SCE w/ LS on WN18RR after pre-training with SCE, SCE w/ BC
+or SCE w/ LS for the same budget; the "no pre-training" row is the table-2 cell).
+
+Usage::
+
+    EMBEDLAB_DATA_DIR=../shared/datasets python benchmarks/table2_grid.py \
+        --runs runs/table2 --json docs/table2-wn18rr.json --minutes 10 --threads 2 \
+        --sections wn18rr fb15k-237 table3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from table2_report import LOSSES, MODELS, PAPER_WN18RR
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
+# paper 002, table 2, FB15k-237 (MRR, Hits@1, Hits@3, Hits@10) for the two rows run here
+PAPER_FB15K237 = {
+    "complex": {"ns": (0.296, 0.211, 0.324, 0.468), "sans": (0.300, 0.214, 0.328, 0.472),
+                "sce": (0.300, 0.218, 0.326, 0.466), "sce_ls": (0.318, 0.231, 0.348, 0.493)},
+    "rotate": {"ns": (0.301, 0.203, 0.333, 0.505), "sans": (0.333, 0.238, 0.371, 0.523),
+               "sce": (0.315, 0.228, 0.347, 0.486), "sce_ls": (0.315, 0.228, 0.346, 0.489)},
+}  # fmt: skip
+# paper 002, table 3, WN18RR, ComplEx + SCE w/ LS, by pre-training loss
+PAPER_TABLE3 = {"none": (0.477, 0.441, 0.491, 0.546), "sce": (0.477, 0.439, 0.493, 0.550),
+                "sce_bc": (0.469, 0.433, 0.486, 0.533), "sce_ls": (0.481, 0.444, 0.496, 0.553)}  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    key: str  # "<section>/<name>" in the JSON
+    config: Path
+    paper: tuple[float, ...] | None
+    init_from: str | None = None  # key of the cell whose run directory initializes this one
+
+
+def cells(sections: list[str]) -> list[Cell]:
+    out: list[Cell] = []
+    conf = ROOT / "configs" / "kge"
+    for section in sections:
+        if section == "wn18rr":
+            out += [Cell(key=f"wn18rr/{m}-{loss}", config=conf / "wn18rr" / f"{m}-{loss}.yaml",
+                         paper=PAPER_WN18RR[m][loss]) for m in MODELS for loss in LOSSES]  # fmt: skip
+        elif section == "fb15k-237":
+            out += [Cell(key=f"fb15k-237/{m}-{loss}", config=conf / "fb15k-237" / f"{m}-{loss}.yaml",
+                         paper=PAPER_FB15K237[m][loss]) for m in PAPER_FB15K237 for loss in LOSSES]  # fmt: skip
+        elif section == "table3":
+            for pre in ("sce", "sce_bc", "sce_ls"):
+                out.append(Cell(key=f"table3/pretrain-complex-{pre}", paper=None,
+                                config=conf / "wn18rr" / f"complex-{pre}.yaml"))  # fmt: skip
+                out.append(Cell(key=f"table3/complex-sce_ls-from-{pre}", paper=PAPER_TABLE3[pre],
+                                config=conf / "wn18rr" / "complex-sce_ls.yaml",
+                                init_from=f"table3/pretrain-complex-{pre}"))  # fmt: skip
+        else:
+            raise SystemExit(f"unknown section {section!r} (wn18rr, fb15k-237, table3)")
+    return out
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def store(path: Path, key: str, row: dict, budget: dict) -> None:
+    data = load(path)
+    data["budget"] = budget
+    data.setdefault("cells", {})[key] = row
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def git_commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "src", "configs"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def run_cell(cell: Cell, args: argparse.Namespace, log) -> dict:
+    out = args.runs / cell.key
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(args.embedlab), "kge", "train", "--config", str(cell.config), "--out", str(out),
+               "--set", f"train.max_minutes={args.minutes}", "--set", f"train.num_threads={args.threads}"]  # fmt: skip
+    if cell.init_from is not None:
+        command += ["--init-from", str(args.runs / cell.init_from)]
+    start = time.monotonic()
+    with (args.runs / f"{cell.key}.log").open("a") as stream:
+        proc = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - start
+    row: dict = {"config": str(cell.config.relative_to(ROOT)), "returncode": proc.returncode,
+                 "wall_seconds": round(wall, 1), "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3),
+                 "commit": git_commit(), "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                 "command": " ".join(["embedlab"] + command[1:])}  # fmt: skip
+    if cell.paper is not None:
+        row["paper"] = dict(zip(METRICS, cell.paper, strict=True))
+    metrics_path = out / "metrics.json"
+    if proc.returncode == 0 and metrics_path.is_file():
+        met = json.loads(metrics_path.read_text())
+        row["test"] = {k: met["test"][k] for k in METRICS}
+        row["valid"] = {k: met["valid"][k] for k in METRICS}
+        row["best_epoch"] = met.get("best_epoch")
+        row["timing"] = {k: met["timing"].get(k) for k in ("epochs", "train_seconds", "train_and_valid_seconds", "rows", "rows_per_s")}  # fmt: skip
+        row["stop_reason"] = met.get("stop_reason", met["timing"].get("stop_reason"))
+    log(f"{cell.key}: rc {proc.returncode}, {wall:.0f} s, peak {row['peak_rss_gib']} GiB, "
+        f"test MRR {row.get('test', {}).get('mrr')}")  # fmt: skip
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "table2")
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "table2-wn18rr.json")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sections", nargs="+", default=["wn18rr", "fb15k-237", "table3"])
+    parser.add_argument("--only", nargs="*", default=None, help="run only these cell keys")
+    parser.add_argument("--embedlab", type=Path, default=Path(sys.executable).parent / "embedlab")
+    args = parser.parse_args()
+    args.runs = args.runs.resolve()
+    budget = {"train_minutes": args.minutes, "threads": args.threads,
+              "includes": "training + periodic validation (train.max_minutes); final valid/test evaluation on top",
+              "machine": f"{os.cpu_count()} cores"}  # fmt: skip
+
+    def log(message: str) -> None:
+        print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+    for cell in cells(args.sections):
+        if args.only is not None and cell.key not in args.only:
+            continue
+        if cell.key in load(args.json).get("cells", {}):
+            continue
+        if (
+            cell.init_from is not None
+            and not (args.runs / cell.init_from / "metrics.json").is_file()
+        ):
+            log(f"{cell.key}: skipped, {cell.init_from} has not finished")
+            continue
+        while (args.runs / "PAUSE").exists():
+            time.sleep(10)
+        if not shutil.which(str(args.embedlab)):
+            raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
+        log(f"{cell.key}: start")
+        store(args.json, cell.key, run_cell(cell, args, log), budget)
+
+
+if __name__ == "__main__":
+    main()
