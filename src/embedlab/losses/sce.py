@@ -59,33 +59,40 @@ class _BlockedSce(torch.autograd.Function):
         grad_c = torch.zeros_like(candidates) if need_grad else None
         total = queries.new_zeros((), dtype=torch.float64)
         num = candidates.shape[0]
-        # under bf16 autocast the three products run in bf16; softmax and sums stay fp32
-        amp = torch.is_autocast_enabled(queries.device.type)
         dtype = torch.promote_types(queries.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
-        for start in range(0, len(queries), block_rows):
-            q = queries[start : start + block_rows]  # (b, d)
-            y = targets[start : start + block_rows]  # (b,)
-            w = weights[start : start + block_rows]  # (b,)
-            rows = torch.arange(len(q), device=q.device)
-            scores = (q @ candidates.T).to(dtype)  # (b, N), a no-op without autocast
-            lse = torch.logsumexp(scores, dim=1)  # (b,)
-            per_row = lse - (1.0 - lam) * scores[rows, y]
-            if lam:
-                per_row = per_row - lam * scores.mean(dim=1)
-            total += (w * per_row).sum(dtype=torch.float64)
-            if grad_q is None or grad_c is None:
-                continue
-            probs = scores.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place: (b, N)
-            probs[rows, y] -= 1.0 - lam  # d loss / d scores
-            if lam:
-                probs -= lam / num
-            probs *= w.unsqueeze(1)
-            if amp:  # bf16 products, accumulated into the fp32 gradients
-                grad_q[start : start + block_rows] = probs @ candidates  # (b, d)
-                grad_c += probs.T @ q  # (N, d)
-            else:
-                torch.mm(probs, candidates, out=grad_q[start : start + block_rows])  # (b, d)
-                grad_c.addmm_(probs.T, q)  # (N, d)
+        # bf16 autocast: the three products take bf16 operands cast ONCE per call (autocast
+        # would re-cast the (N, d) candidates for every block and product unless they are a
+        # leaf), oneDNN accumulates in fp32 and rounds each product to bf16; log-sum-exp,
+        # softmax and the gradient sums over blocks stay fp32.
+        low = _product_dtype(queries)
+        q_mm, c_mm = queries.to(low), candidates.to(low)
+        part_c = torch.empty_like(c_mm) if need_grad and low != queries.dtype else None
+        with torch.autocast(queries.device.type, enabled=False):
+            for start in range(0, len(queries), block_rows):
+                q = q_mm[start : start + block_rows]  # (b, d)
+                y = targets[start : start + block_rows]  # (b,)
+                w = weights[start : start + block_rows]  # (b,)
+                rows = torch.arange(len(q), device=q.device)
+                scores = (q @ c_mm.T).to(dtype)  # (b, N), a no-op in fp32
+                lse = torch.logsumexp(scores, dim=1)  # (b,)
+                per_row = lse - (1.0 - lam) * scores[rows, y]
+                if lam:
+                    per_row = per_row - lam * scores.mean(dim=1)
+                total += (w * per_row).sum(dtype=torch.float64)
+                if grad_q is None or grad_c is None:
+                    continue
+                probs = scores.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place: (b, N)
+                probs[rows, y] -= 1.0 - lam  # d loss / d scores
+                if lam:
+                    probs -= lam / num
+                probs *= w.unsqueeze(1)
+                if part_c is not None:  # bf16 products, summed into the fp32 gradients
+                    p = probs.to(low)
+                    grad_q[start : start + block_rows] = p @ c_mm  # (b, d)
+                    grad_c += torch.mm(p.T, q, out=part_c)  # (N, d)
+                else:
+                    torch.mm(probs, c_mm, out=grad_q[start : start + block_rows])  # (b, d)
+                    grad_c.addmm_(probs.T, q)  # (N, d)
         ctx.save_for_backward(
             grad_q if grad_q is not None else queries.new_empty(0),
             grad_c if grad_c is not None else candidates.new_empty(0),
@@ -96,6 +103,15 @@ class _BlockedSce(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         grad_q, grad_c = ctx.saved_tensors
         return grad_out * grad_q, grad_out * grad_c, None, None, None, None
+
+
+def _product_dtype(x: torch.Tensor) -> torch.dtype:
+    """Operand dtype of the blocked products: autocast's dtype when autocast is on for ``x``'s
+    device and ``x`` is fp32, else ``x.dtype``."""
+    kind = x.device.type
+    if x.dtype == torch.float32 and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return x.dtype
 
 
 def sce_tail_linear(
