@@ -122,5 +122,5 @@ def test_evaluation_ranks_equal_naive_formula(name: str, p_norm: int) -> None:
 def test_eager_fallback_matches_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
     a, t = pair(20, 40, 16, dtype=torch.float32)
     compiled = distance_scores("rotate", a, t)
-    monkeypatch.setenv("EMBEDLAB_DISTANCE_COMPILE", "0")
+    monkeypatch.setenv("EMBEDLAB_COMPILE", "0")
     torch.testing.assert_close(distance_scores("rotate", a, t), compiled, rtol=1e-5, atol=1e-5)

@@ -29,7 +29,7 @@ def _oracle(
     d[rows, y] -= 1 - lam
     d -= lam / c.shape[0]
     p16 = _round(d)
-    return float(loss), _round(p16 @ c16), p16.T @ q16  # grad_c: per-block bf16 partial sums
+    return float(loss), _round(p16 @ c16), _round(p16.T @ q16)
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3])
@@ -51,8 +51,8 @@ def test_bf16_kernel_matches_the_rounded_oracle(lam: float, block_bytes: int) ->
     assert abs(low.item() - loss) < 0.1 * abs(exact.item() - loss)
     assert (lq.double() - oq).norm() / oq.norm() < 1e-3  # one bf16 ulp on rare elements
     assert (lq.double() - oq).norm() < 0.1 * (eq.double() - oq).norm()
-    # grad_c sums bf16-rounded block partials in fp32: within a few bf16 roundings of the oracle
-    assert (lc.double() - oc).norm() / oc.norm() < 1e-2
+    assert (lc.double() - oc).norm() / oc.norm() < 1e-3
+    assert (lc.double() - oc).norm() < 0.1 * (ec.double() - oc).norm()
 
 
 def test_fp32_and_fp64_paths_do_not_round() -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from embedlab.compiling import Kernel
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -44,6 +46,20 @@ def filter_scores_(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor)
     return scores
 
 
+def _rank_counts(
+    scores: torch.Tensor, true: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(B, N)`` scores and ``(B, 1)`` true scores -> per row: #higher, #ties other than the
+    true answer, #NaN, #finite (each ``(B,)``). One fused pass when compiled."""
+    higher = (scores > true).sum(1)
+    ties = (scores == true).sum(1) - 1  # the true answer ties with itself
+    nans = torch.isnan(scores).sum(1)
+    return higher, ties, nans, torch.isfinite(scores).sum(1)
+
+
+_RANK_COUNTS = Kernel(_rank_counts)
+
+
 def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor) -> Ranks:
     """Ranks of ``targets`` ``(B,)`` among ``scores`` ``(B, N)`` (already filtered).
 
@@ -51,16 +67,14 @@ def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor) -> Ranks:
     NaN scores count as ties with the true answer (neither better nor worse).
     """
     true = scores.gather(1, targets.unsqueeze(1))  # (B, 1)
-    higher = (scores > true).sum(1)
-    ties = (scores == true).sum(1) - 1  # the true answer ties with itself
-    nans = torch.isnan(scores).sum(1)
+    higher, ties, nans, finite = _RANK_COUNTS(scores, true)
     optimistic = (1 + higher).double()
     pessimistic = (1 + higher + ties + nans).double()
     return Ranks(
         optimistic=optimistic,
         pessimistic=pessimistic,
         realistic=(optimistic + pessimistic) / 2,
-        num_candidates=torch.isfinite(scores).sum(1),
+        num_candidates=finite,
     )
 
 

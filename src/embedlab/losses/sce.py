@@ -18,7 +18,10 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from embedlab.compiling import Kernel
+
 BLOCK_BYTES = 8 * 2**20  # one (rows, N) float32 score block, sized for the last-level cache
+LOW_BLOCK_FACTOR = 4  # bf16: 4x the rows per score block (AMX products want taller blocks)
 
 
 def sce(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -34,6 +37,33 @@ def sce(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         LibKGE's 1vsAll does with both directions).
     """
     return F.cross_entropy(scores, targets, reduction="sum")
+
+
+def _softmax_grad(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    lam: float,
+    grad_dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One score block ``(b, N)`` -> weighted per-row loss ``(b,)`` (eq. 17 times ``w_b``) and
+    its gradient w.r.t. the scores ``(b, N)`` in ``grad_dtype``, computed in at least fp32:
+    ``w_b * (softmax_b - (1 - λ) onehot(y_b) - λ / N)``. Compiled (:mod:`embedlab.compiling`):
+    the log-sum-exp, softmax and gradient passes fuse into one loop nest over the block."""
+    s = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    num = s.shape[1]
+    lse = torch.logsumexp(s, dim=1)  # (b,)
+    per_row = lse - (1.0 - lam) * s.gather(1, targets.unsqueeze(1)).squeeze(1)
+    if lam:
+        per_row = per_row - lam * s.mean(dim=1)
+    hit = torch.arange(num, device=s.device).unsqueeze(0) == targets.unsqueeze(1)  # (b, N)
+    probs = torch.exp(s - lse.unsqueeze(1)) - (1.0 - lam) * hit
+    if lam:
+        probs = probs - lam / num
+    return weights * per_row, (probs * weights.unsqueeze(1)).to(grad_dtype)
+
+
+_SOFTMAX_GRAD = Kernel(_softmax_grad)
 
 
 class _BlockedSce(torch.autograd.Function):
@@ -60,39 +90,36 @@ class _BlockedSce(torch.autograd.Function):
         total = queries.new_zeros((), dtype=torch.float64)
         num = candidates.shape[0]
         dtype = torch.promote_types(queries.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
-        # bf16 autocast: the three products take bf16 operands cast ONCE per call (autocast
-        # would re-cast the (N, d) candidates for every block and product unless they are a
-        # leaf), oneDNN accumulates in fp32 and rounds each product to bf16; log-sum-exp,
-        # softmax and the gradient sums over blocks stay fp32.
+        # bf16 autocast: operands cast ONCE per call (autocast would re-cast the (N, d)
+        # candidates for every block and product unless they are a leaf); the score products
+        # run per block, the softmax gradient of every block is kept as one bf16 (B, N) matrix
+        # and both gradient products run once over the whole batch (per-block (N, d) products
+        # cost more in memory traffic than they save). oneDNN accumulates in fp32 and rounds
+        # each product to bf16; log-sum-exp and softmax stay fp32.
         low = _product_dtype(queries)
         q_mm, c_mm = queries.to(low), candidates.to(low)
-        part_c = torch.empty_like(c_mm) if need_grad and low != queries.dtype else None
+        probs_all, grad_dtype = None, dtype
+        if need_grad and low != queries.dtype:
+            grad_dtype = low
+            probs_all = queries.new_empty((len(queries), num), dtype=low)  # (B, N)
+            block_rows *= LOW_BLOCK_FACTOR
         with torch.autocast(queries.device.type, enabled=False):
             for start in range(0, len(queries), block_rows):
                 q = q_mm[start : start + block_rows]  # (b, d)
                 y = targets[start : start + block_rows]  # (b,)
                 w = weights[start : start + block_rows]  # (b,)
-                rows = torch.arange(len(q), device=q.device)
-                scores = (q @ c_mm.T).to(dtype)  # (b, N), a no-op in fp32
-                lse = torch.logsumexp(scores, dim=1)  # (b,)
-                per_row = lse - (1.0 - lam) * scores[rows, y]
-                if lam:
-                    per_row = per_row - lam * scores.mean(dim=1)
-                total += (w * per_row).sum(dtype=torch.float64)
+                row_loss, probs = _SOFTMAX_GRAD(q @ c_mm.T, y, w, lam, grad_dtype)  # (b,), (b, N)
+                total += row_loss.sum(dtype=torch.float64)
                 if grad_q is None or grad_c is None:
                     continue
-                probs = scores.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place: (b, N)
-                probs[rows, y] -= 1.0 - lam  # d loss / d scores
-                if lam:
-                    probs -= lam / num
-                probs *= w.unsqueeze(1)
-                if part_c is not None:  # bf16 products, summed into the fp32 gradients
-                    p = probs.to(low)
-                    grad_q[start : start + block_rows] = p @ c_mm  # (b, d)
-                    grad_c += torch.mm(p.T, q, out=part_c)  # (N, d)
+                if probs_all is not None:
+                    probs_all[start : start + block_rows] = probs
                 else:
                     torch.mm(probs, c_mm, out=grad_q[start : start + block_rows])  # (b, d)
                     grad_c.addmm_(probs.T, q)  # (N, d)
+            if probs_all is not None and grad_q is not None and grad_c is not None:
+                grad_q.copy_(probs_all @ c_mm)  # (B, d)
+                grad_c.copy_(probs_all.T @ q_mm)  # (N, d)
         ctx.save_for_backward(
             grad_q if grad_q is not None else queries.new_empty(0),
             grad_c if grad_c is not None else candidates.new_empty(0),

@@ -30,7 +30,7 @@ whole filtered evaluation, compiled kernel       11.0 s (``benchmarks/distance_s
 so float32 CPU blocks go through ``torch.compile`` of the plain block functions (one fused loop
 nest; the first call compiles, seconds, cached on disk by inductor). Rows are dynamic (any batch
 size, one compilation), ``d`` and the 512 columns static: a kernel with dynamic ``d`` measured up
-to 3.7x slower. Everything else (float64, GPU, ``EMBEDLAB_DISTANCE_COMPILE=0``, or after a
+to 3.7x slower. Everything else (float64, GPU, ``EMBEDLAB_COMPILE=0``, or after a
 compilation error, which warns once) runs the same block functions eagerly, in smaller blocks.
 The ``l2`` forward keeps the exact difference formula: the matmul expansion
 ``|a|^2 + |t|^2 - 2 a.t`` has an absolute error ~ eps |a|^2, which swamps the small distances of
@@ -43,16 +43,17 @@ autocast is disabled inside.
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
 
+from embedlab.compiling import compile_enabled, compile_failed
+
 DistanceKind = Literal["l1", "l2", "rotate"]
 EPS = 1e-12  # as transe.py / rotate.py: the square root has no gradient at 0
-ROWS, COLS = 64, 512  # compiled blocks: 64 x 512 x 500 floats recomputed, 1 MB of tails
+ROWS, COLS = 64, 512  # compiled backward blocks: 64 x 512 x 500 floats recomputed, 1 MB of tails
+FORWARD_ROWS = 128  # compiled forward blocks: a whole evaluation batch (102 rows at N = 40943)
 EAGER_ELEMENTS = 2**18  # eager blocks: (rows, cols, d) intermediates of ~1 MB
 
 
@@ -103,23 +104,16 @@ def _backward_block(
 
 
 _compiled: dict[tuple[str, str], Callable[..., Any]] = {}
-_compile_failed = False
 
 
 def _use_compile(x: torch.Tensor) -> bool:
-    return (
-        not _compile_failed
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and os.environ.get("EMBEDLAB_DISTANCE_COMPILE", "1") != "0"
-        and not torch.compiler.is_compiling()
-    )
+    return compile_enabled(x) and x.dtype == torch.float32
 
 
 def _run(direction: str, kind: DistanceKind, *args: torch.Tensor) -> Any:
     """The block function of ``direction`` (``forward``/``backward``), compiled when
-    :func:`_use_compile`; a compilation error warns once and falls back to eager for good."""
-    global _compile_failed
+    :func:`_use_compile`; a compilation error warns once and falls back to eager for good
+    (:func:`embedlab.compiling.compile_failed`)."""
     make = _forward_block if direction == "forward" else _backward_block
     if _use_compile(args[0]):
         key = (direction, kind)
@@ -133,22 +127,17 @@ def _run(direction: str, kind: DistanceKind, *args: torch.Tensor) -> Any:
         try:
             return _compiled[key](*args)
         except Exception as err:  # inductor/compiler missing or broken: eager is still correct
-            _compile_failed = True
-            warnings.warn(
-                f"torch.compile of the distance kernels failed ({type(err).__name__}: {err}); "
-                "using eager blocks (slower)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            compile_failed(err, "the distance kernels")
     return make(kind)(*args)
 
 
-def _block_sizes(x: torch.Tensor, num_rows: int) -> tuple[int, int]:
+def _block_sizes(x: torch.Tensor, num_rows: int, max_rows: int) -> tuple[int, int]:
     """(rows, cols) of one block. Compiled kernels: ``num_rows`` in equal blocks of at most
-    ROWS (dynamic; 102 -> 2 x 51, no padding) and COLS columns (static; the edge block is
-    zero-padded, :func:`_block`). Eager ops materialize ``(rows, cols, d)``: ~EAGER_ELEMENTS."""
+    ``max_rows`` (dynamic; 102 -> 2 x 51 at 64, no padding) and COLS columns (static; the edge
+    block is zero-padded, :func:`_block`). Eager ops materialize ``(rows, cols, d)``:
+    ~EAGER_ELEMENTS."""
     if _use_compile(x):
-        blocks = -(-max(1, num_rows) // ROWS)
+        blocks = -(-max(1, num_rows) // max_rows)
         return -(-max(1, num_rows) // blocks), COLS
     rows = 16
     return rows, max(1, EAGER_ELEMENTS // (rows * max(1, x.shape[1])))
@@ -164,10 +153,10 @@ def _block(x: torch.Tensor, start: int, size: int, pad: bool) -> torch.Tensor:
 
 
 def _block_grid(
-    x: torch.Tensor, num_rows: int, num_cols: int
+    x: torch.Tensor, num_rows: int, num_cols: int, max_rows: int = ROWS
 ) -> Iterator[tuple[slice, slice, int, bool]]:
     """Blocks, candidates outer: ``(row slice, col slice, cols, pad)``."""
-    rows, cols = _block_sizes(x, num_rows)
+    rows, cols = _block_sizes(x, num_rows, max_rows)
     pad = _use_compile(x)
     for j in range(0, num_cols, cols):
         for i in range(0, num_rows, rows):
@@ -179,8 +168,8 @@ def pairwise_distances(
 ) -> torch.Tensor:
     """``(B, d)`` anchors, ``(N, d)`` tails -> ``(B, N)`` distances (no autograd), in blocks."""
     out = anchors.new_empty(len(anchors), len(tails))  # (B, N)
-    for r, c, cols, pad in _block_grid(anchors, len(anchors), len(tails)):
-        a = anchors[r]  # (<= ROWS, d): dynamic rows, never padded
+    for r, c, cols, pad in _block_grid(anchors, len(anchors), len(tails), FORWARD_ROWS):
+        a = anchors[r]  # (<= FORWARD_ROWS, d): dynamic rows, never padded
         t = _block(tails, c.start, cols, pad)
         block = _run("forward", kind, a, t)  # (rows, cols)
         out[r, c] = block[:, : out.shape[1] - c.start]
