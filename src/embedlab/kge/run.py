@@ -32,6 +32,7 @@ from embedlab.training.run_dir import (
     prepare_shared_run_dir,
     read_run_config,
 )
+from embedlab.training.trackers import build_trackers
 
 
 def build_model(config: KgeConfig, dataset: KgDataset) -> KgeModel:
@@ -216,7 +217,10 @@ def _train(
         eval_every=config.eval.every,
         paths=RunPaths(run_dir),
         device=device,
-        callbacks=[TrainingProgress(set_training_progress)],
+        callbacks=[
+            TrainingProgress(set_training_progress),
+            *build_trackers(config.tracker, RunPaths(run_dir), is_main=world.is_main),
+        ],
         progress=progress,
         world=world,
     )

@@ -22,6 +22,7 @@ from embedlab.training.checkpoint import checkpoint_exists
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
 from embedlab.training.run_dir import RunPaths, prepare_shared_run_dir
+from embedlab.training.trackers import build_trackers
 
 
 def _check_sizes(config: LmConfig, corpus: TokenCorpus) -> None:
@@ -91,6 +92,7 @@ def _train(
     ]
     if tc.clip is not None:
         callbacks.append(ClipGradNorm(tc.clip))
+    callbacks += build_trackers(config.tracker, RunPaths(run_dir), is_main=world.is_main)
     loop = Loop(
         task=task,
         config=tc,

@@ -23,6 +23,7 @@ from embedlab.training.run_dir import (
     prepare_shared_run_dir,
     read_run_config,
 )
+from embedlab.training.trackers import build_trackers
 
 
 def load_mf_dataset(config: MfConfig) -> RatingDataset:
@@ -135,6 +136,7 @@ def _train(
         eval_every=config.eval.every,
         paths=RunPaths(run_dir),
         device=device,
+        callbacks=build_trackers(config.tracker, RunPaths(run_dir), is_main=world.is_main),
         progress=progress,
         world=world,
     )

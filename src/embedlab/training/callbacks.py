@@ -28,6 +28,9 @@ class Callback:
         """Extra fields of the trace's ``epoch`` event (``loss``: mean loss per row)."""
         return {}
 
+    def on_trace(self, record: dict[str, Any]) -> None:
+        """After each trace record (``event``, ``time``, fields) is written (rank 0 only)."""
+
 
 class TrainingProgress(Callback):
     """Calls ``hook(model, progress)`` before every step (e.g. KD's temperature schedule:

@@ -7,13 +7,33 @@ Each task family's config subclasses :class:`RunConfig`, and its ``train`` secti
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from embedlab.config.base import StrictModel
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
+
+
+class TrackerConfig(StrictModel):
+    """``tracker``: an experiment tracker beside ``trace.jsonl`` (:mod:`embedlab.training.trackers`).
+
+    ``tracker: tensorboard`` is short for ``tracker: {kind: tensorboard}``.
+    """
+
+    kind: Literal["none", "tensorboard", "mlflow"] = "none"
+    uri: str | None = Field(
+        default=None,
+        description="tensorboard: log directory (default RUN_DIR/tensorboard); mlflow: tracking "
+        "URI (default $MLFLOW_TRACKING_URI, else sqlite:///<parent of RUN_DIR>/mlflow.db)",
+    )
+    experiment: str = Field(default="embedlab", description="mlflow experiment name")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
 
 
 class RunConfig(StrictModel):
@@ -25,6 +45,7 @@ class RunConfig(StrictModel):
         pattern=DEVICE_PATTERN,
         description="auto (cuda when available, else cpu) | cpu | cuda | cuda:N",
     )
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
 
 
 class LoopConfig(StrictModel):

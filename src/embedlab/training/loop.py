@@ -111,7 +111,9 @@ class Loop:
         self.progress = progress and world.is_main
         self.optimizer = task.build_optimizer()
         self.scheduler = task.build_scheduler(self.optimizer)
-        self.trace = Trace(paths.trace, enabled=world.is_main)
+        self.trace = Trace(
+            paths.trace, enabled=world.is_main, listeners=[c.on_trace for c in callbacks]
+        )
         self.state = LoopState()
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
         # row-wise sharded tables: updated by their fused kernel after each dense step

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,19 @@ from typing import Any
 class Trace:
     """Appends events; each line gets ``event`` and ``time`` (unix seconds).
 
-    ``enabled`` False (ranks other than 0 of a data-parallel job) writes nothing.
+    ``enabled`` False (ranks other than 0 of a data-parallel job) writes nothing. Each of
+    ``listeners`` is called with every written record after it is on disk (experiment trackers:
+    :mod:`embedlab.training.trackers`).
     """
 
-    def __init__(self, path: Path, *, enabled: bool = True) -> None:
-        self.path, self.enabled = path, enabled
+    def __init__(
+        self,
+        path: Path,
+        *,
+        enabled: bool = True,
+        listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
+    ) -> None:
+        self.path, self.enabled, self.listeners = path, enabled, list(listeners)
 
     def write(self, event: str, **fields: Any) -> None:
         if not self.enabled:
@@ -25,6 +34,8 @@ class Trace:
         record = {"event": event, "time": time.time(), **fields}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        for listener in self.listeners:
+            listener(record)
 
 
 def read_trace(path: Path) -> list[dict[str, Any]]:
