@@ -7,6 +7,7 @@ import sys
 import typer
 
 from embedlab.cli import datasets, kge, lm, mf, plot, theory
+from embedlab.cli.tune import tune
 from embedlab.errors import UserError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(lm.app, name="lm")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(plot.app, name="plot")
 app.add_typer(theory.app, name="theory")
+app.command(name="tune")(tune)
 
 
 def main(argv: list[str] | None = None) -> int:

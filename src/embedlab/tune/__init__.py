@@ -1,0 +1,1 @@
+"""Hyper-parameter search over any config key with Optuna (``embedlab tune``)."""
