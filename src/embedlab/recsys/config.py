@@ -80,8 +80,8 @@ class MfEvalConfig(LoopEvalConfig):
 
     ``ranking_k`` adds precision/recall/NDCG/MAP@k for each k to every evaluation
     (:mod:`embedlab.recsys.ranking`; ``[]`` turns them off). On by default: scoring every item
-    for each evaluated user took 0.09 s on ML-1M's SSE split (1496 users x 3656 items, one
-    thread), less than its RMSE pass (0.25 s).
+    for each evaluated user took 0.09-0.12 s on ML-1M's SSE split (1496 users x 3656 items, one
+    thread), less than its RMSE pass (0.25 s; docs/sse.md).
     """
 
     ranking_k: list[PositiveInt] = Field(
