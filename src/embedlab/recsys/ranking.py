@@ -1,6 +1,6 @@
 """Top-k ranking metrics of an MF model: precision@k, recall@k, NDCG@k and MAP@k.
 
-Protocol ("full ranking", as RecBole's evaluator; Zhao et al. 2021, "RecBole", section 4.3):
+Protocol ("full ranking", as RecBole's evaluator; Zhao et al. 2021, "RecBole"):
 for each user, the candidates are all items except those the user rated in the splits seen
 before the evaluated one (``train``; ``train`` and ``valid`` for ``test``); the candidates are
 ranked by predicted score (unclipped, so that the top of the scale does not tie); an item is
