@@ -58,6 +58,9 @@ def test_mf_sgd_on_two_ranks_trains_the_one_process_tables(tmp_path: Path) -> No
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["test"]["num_ratings"] == one["test"]["num_ratings"]  # evaluation gathered all
     assert abs(two["test"]["rmse"] - one["test"]["rmse"]) < 1e-5
+    # ranking metrics: users split over the ranks, sums all-reduced
+    assert two["test"]["ranking_users"] == one["test"]["ranking_users"] > 0
+    assert abs(two["test"]["ndcg@10"] - one["test"]["ndcg@10"]) < 1e-6
 
 
 def test_mf_sse_on_two_ranks_is_reproducible(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Distributed evaluation gives exactly the single-process filtered ranks, and the pure helpers
-of :mod:`embedlab.distributed` / :mod:`embedlab.training.data_parallel` behave."""
+"""Distributed evaluation gives exactly the single-process filtered and raw ranks, and the pure
+helpers of :mod:`embedlab.distributed` / :mod:`embedlab.training.data_parallel` behave."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def test_two_rank_ranks_equal_one_process_exactly(batch_size: int, tmp_path: Pat
     a, b = load_file(str(one)), load_file(str(two))
     assert int(a["world_size"]) == 1 and int(b["world_size"]) == 2
     assert len(a["optimistic"]) == 2002
-    for key in ("optimistic", "pessimistic", "num_candidates"):
+    keys = ("optimistic", "pessimistic", "num_candidates", "raw_optimistic", "raw_pessimistic")
+    for key in keys:
         assert torch.equal(a[key], b[key]), key
 
 

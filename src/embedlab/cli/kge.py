@@ -13,6 +13,7 @@ from embedlab.distributed import is_main_process
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compact import export_kd, save_compact
 from embedlab.errors import UserError
+from embedlab.evaluation.breakdown import relation_table
 from embedlab.kge.config import build_config
 from embedlab.kge.run import evaluate_splits, load_run, train_run
 
@@ -76,13 +77,26 @@ def train(
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory"),
     split: str = typer.Option("test", help="valid | test"),
+    by: str | None = typer.Option(
+        None, "--by", help="relation: a table of MRR and Hits@10 per relation, head and tail"
+    ),
 ) -> None:
-    """Filtered MRR / MR / Hits@k of a run's best checkpoint on one split (both directions)."""
+    """Filtered MRR / MR / Hits@k of a run's best checkpoint on one split (both directions).
+
+    Prints one summary line, then the metrics as one JSON line (with ``raw``, the unfiltered
+    metrics, and ``by_relation``); with ``--by relation`` a per-relation table instead of JSON.
+    """
     if split not in ("valid", "test"):
         raise UserError(f"--split must be valid or test, got {split!r}")
+    if by not in (None, "relation"):
+        raise UserError(f"--by must be relation, got {by!r}")
     config, dataset, model = load_run(run_dir)
     metrics = evaluate_splits(config, dataset, model, (split,))
     _print_metrics(metrics, split)
+    if by == "relation":
+        title = f"{split} by relation (filtered, {config.eval.ties} ties; h: head, t: tail)"
+        typer.echo(relation_table(metrics[split]["by_relation"], title=title))
+        return
     typer.echo(json.dumps(metrics[split]))
 
 

@@ -11,11 +11,22 @@ from embedlab.distributed import is_main_process
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.run import train_mf
 
-app = typer.Typer(help="Matrix-factorization rating prediction (RMSE, MAE).", no_args_is_help=True)
+app = typer.Typer(
+    help="Matrix-factorization rating prediction (RMSE, MAE; top-k ranking).", no_args_is_help=True
+)
 
 
 def _line(split: str, m: dict) -> str:
-    return f"{split}: RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}  ({m['num_ratings']:,} ratings)"
+    line = f"{split}: RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}  ({m['num_ratings']:,} ratings)"
+    ks = sorted(int(key.split("@")[1]) for key in m if key.startswith("ndcg@"))
+    for k in ks:
+        line += (
+            f"\n{split}: P@{k} {m[f'precision@{k}']:.4f}  R@{k} {m[f'recall@{k}']:.4f}  "
+            f"NDCG@{k} {m[f'ndcg@{k}']:.4f}  MAP@{k} {m[f'map@{k}']:.4f}"
+        )
+    if ks:
+        line += f"  ({m['ranking_users']:,} users, {m['ranking_skipped_users']:,} skipped)"
+    return line
 
 
 @app.command()

@@ -6,11 +6,13 @@ evaluation does not import the KGE package that uses it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
 
 from embedlab.distributed import SINGLE, World, gather_cat, shard_bounds
+from embedlab.evaluation.breakdown import by_relation, direction_metrics
 from embedlab.evaluation.filtering import KnownAnswers
 from embedlab.evaluation.queries import as_queries
 from embedlab.evaluation.ranking import Ranks, filter_scores_, metrics_from_ranks, ranks_from_scores
@@ -64,22 +66,61 @@ def rank_queries(
     so the result is identical (a rank that runs out of memory halves its own batches, which
     may change the last bits of its scores).
     """
+    return _rank(model, queries, known, batch_size, world, raw=False)[0]
+
+
+@torch.no_grad()
+def rank_queries_with_raw(
+    model: TailScorer,
+    queries: torch.Tensor,
+    known: KnownAnswers,
+    *,
+    batch_size: int | None = None,
+    world: World = SINGLE,
+) -> tuple[Ranks, Ranks]:
+    """``(filtered, raw)`` ranks of ``(Q, 3)`` tail queries from one scoring pass.
+
+    ``raw`` ranks count every candidate, known answers included (the "raw" setting of Bordes
+    et al. 2013, section 4.2), with the same tie rules (:func:`ranks_from_scores` on the scores
+    before filtering); so ``raw >= filtered`` query by query. As :func:`rank_queries` otherwise.
+    """
+    filtered, raw = _rank(model, queries, known, batch_size, world, raw=True)
+    assert raw is not None
+    return filtered, raw
+
+
+def _gather(ranks: Ranks, world: World) -> Ranks:
+    return Ranks(
+        optimistic=gather_cat(ranks.optimistic, world),
+        pessimistic=gather_cat(ranks.pessimistic, world),
+        realistic=gather_cat(ranks.realistic, world),
+        num_candidates=gather_cat(ranks.num_candidates, world),
+    )
+
+
+@torch.no_grad()
+def _rank(
+    model: TailScorer,
+    queries: torch.Tensor,
+    known: KnownAnswers,
+    batch_size: int | None,
+    world: World,
+    *,
+    raw: bool,
+) -> tuple[Ranks, Ranks | None]:
+    """Filtered ranks and, if ``raw``, unfiltered ones (:func:`rank_queries`)."""
     batch = batch_size or auto_batch_size(model.num_entities * model.scoring_width)
     if world.parallel:
         start, stop = shard_bounds(len(queries), world, align=batch)
-        mine = rank_queries(model, queries[start:stop], known, batch_size=batch)
+        mine, mine_raw = _rank(model, queries[start:stop], known, batch, SINGLE, raw=raw)
         # ranks hold whole batches, at most one apart: the lighter ranks score one more batch
         # (thrown away) so that every rank calls the model equally often (a sharded table's
         # lookups are collectives)
         if -(-(stop - start) // batch) < -(-len(queries) // batch) / world.world_size:
             model.score_tails(queries[:1, 0], queries[:1, 1])
-        return Ranks(
-            optimistic=gather_cat(mine.optimistic, world),
-            pessimistic=gather_cat(mine.pessimistic, world),
-            realistic=gather_cat(mine.realistic, world),
-            num_candidates=gather_cat(mine.num_candidates, world),
-        )
+        return _gather(mine, world), None if mine_raw is None else _gather(mine_raw, world)
     parts: list[Ranks] = []
+    raw_parts: list[Ranks] = []
     start = 0
     while start < len(queries):
         chunk = queries[start : start + batch]
@@ -91,6 +132,8 @@ def rank_queries(
             batch //= 2
             continue
         targets = chunk[:, 2]
+        if raw:
+            raw_parts.append(ranks_from_scores(scores, targets))  # before filtering
         true = scores.gather(1, targets.unsqueeze(1))  # (B, 1)
         rows, cols = known.lookup(chunk[:, 0], chunk[:, 1])
         filter_scores_(scores, rows, cols)
@@ -99,8 +142,9 @@ def rank_queries(
         start += len(chunk)
     if not parts:  # no queries (a rank with nothing to rank)
         empty = queries.new_zeros((0,), dtype=torch.float64)
-        return Ranks(empty, empty, empty, queries.new_zeros((0,)))
-    return Ranks.cat(parts)
+        nothing = Ranks(empty, empty, empty, queries.new_zeros((0,)))
+        return nothing, nothing if raw else None
+    return Ranks.cat(parts), Ranks.cat(raw_parts) if raw else None
 
 
 def evaluate_kge(
@@ -111,26 +155,37 @@ def evaluate_kge(
     ties: str = "realistic",
     batch_size: int | None = None,
     world: World = SINGLE,
+    raw: bool = False,
+    relation_labels: Sequence[str] | None = None,
 ) -> dict:
-    """Filtered MRR, MR, Hits@1/3/10 for ``(n, 3)`` triples, both directions (split across the
-    ranks of ``world`` and gathered: :func:`rank_queries`).
+    """Filtered MRR, MR, Hits@1/3/10, adjusted MRR and AMRI for ``(n, 3)`` triples, both
+    directions (split across the ranks of ``world`` and gathered: :func:`rank_queries`).
+
+    ``raw`` adds the unfiltered metrics from the same scoring pass
+    (:func:`rank_queries_with_raw`); ``relation_labels`` (the ``R`` labels) adds the metrics of
+    each relation's queries (:func:`~embedlab.evaluation.breakdown.by_relation`).
 
     Returns:
-        ``{"mrr", "mr", "hits@1", "hits@3", "hits@10", "num_queries", "head": {...},
-        "tail": {...}}``; overall values average the 2n queries.
+        ``{"mrr", "mr", "hits@1", "hits@3", "hits@10", "adjusted_mrr", "amri", "num_queries",
+        "tail": {...}, "head": {...}}``; overall values average the 2n queries. With ``raw``:
+        ``"raw": {"mrr", "mr", "hits@1", "hits@3", "hits@10"}``; with ``relation_labels``:
+        ``"by_relation": {label: {... as overall, with "tail" and "head"}}``.
     """
     was_training = model.training
     model.eval()
     try:
         queries = as_queries(triples, model.num_relations)  # (2n, 3)
-        ranks = rank_queries(model, queries, known, batch_size=batch_size, world=world).get(ties)
+        filtered, unfiltered = _rank(model, queries, known, batch_size, world, raw=raw)
     finally:
         model.train(was_training)
-    n = len(triples)
-    out: dict = metrics_from_ranks(ranks)
-    out["num_queries"] = len(queries)
-    out["tail"] = metrics_from_ranks(ranks[:n])
-    out["head"] = metrics_from_ranks(ranks[n:])
+    ranks = filtered.get(ties)
+    out: dict = direction_metrics(ranks, filtered.num_candidates)
+    if unfiltered is not None:
+        out["raw"] = metrics_from_ranks(unfiltered.get(ties))
+    if relation_labels is not None:
+        out["by_relation"] = by_relation(
+            ranks, filtered.num_candidates, triples[:, 1], relation_labels
+        )
     return out
 
 

@@ -128,7 +128,8 @@ def evaluate_split(
     world: World = SINGLE,
 ) -> dict[str, Any]:
     """Filtered metrics of ``model`` on one split (``known``: the filter index; queries split
-    across the ranks of ``world`` and gathered)."""
+    across the ranks of ``world`` and gathered), with the unfiltered ones under ``raw`` and each
+    relation's under ``by_relation`` (:func:`~embedlab.evaluation.kge_eval.evaluate_kge`)."""
     device = next(model.parameters()).device
     start = time.perf_counter()
     with replicated(model):  # sharded tables: one gather, then local lookups
@@ -139,11 +140,14 @@ def evaluate_split(
             ties=config.eval.ties,
             batch_size=config.eval.batch_size,
             world=world,
+            raw=True,
+            relation_labels=dataset.relation_ids,
         )
     seconds = time.perf_counter() - start
     metrics["seconds"] = seconds
     metrics["queries_per_s"] = metrics["num_queries"] / seconds
     metrics["unseen_entity_triples"] = dataset.unseen_entity_triples(split)
+    metrics["by_relation"] = metrics.pop("by_relation")  # the long part last
     return metrics
 
 

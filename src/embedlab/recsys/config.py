@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from embedlab.config.base import StrictModel
 from embedlab.embeddings.config import EmbeddingConfig, table_defaults
@@ -76,7 +76,26 @@ class MfTrainConfig(LoopConfig):
 
 
 class MfEvalConfig(LoopEvalConfig):
-    """Validation cadence (valid RMSE, when ``data.valid_fraction`` > 0)."""
+    """Validation cadence (valid RMSE, when ``data.valid_fraction`` > 0) and top-k ranking.
+
+    ``ranking_k`` adds precision/recall/NDCG/MAP@k for each k to every evaluation
+    (:mod:`embedlab.recsys.ranking`; ``[]`` turns them off). On by default: scoring every item
+    for each evaluated user took 0.09-0.12 s on ML-1M's SSE split (1496 users x 3656 items, one
+    thread), less than its RMSE pass (0.25 s; docs/sse.md).
+    """
+
+    ranking_k: list[PositiveInt] = Field(
+        default_factory=lambda: [10],
+        description="cutoffs k of precision/recall/NDCG/MAP@k; [] = off",
+    )
+    relevance_threshold: float = Field(
+        default=4.0, description="a held-out rating >= this is relevant (ranking metrics)"
+    )
+
+    @field_validator("ranking_k")
+    @classmethod
+    def _sorted_unique(cls, ks: list[int]) -> list[int]:
+        return sorted(set(ks))
 
 
 class MfConfig(RunConfig):

@@ -54,3 +54,11 @@ class MatrixFactorization(nn.Module):
         if self.biases:
             dot = dot + self.user_bias[users] + self.item_bias[items]
         return dot + self.mean
+
+    @torch.no_grad()
+    def predict_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Predicted ratings ``(B, I)`` of ``(B,)`` user rows for every item (unclipped)."""
+        dot = self.users.weight[users] @ self.items.weight.T  # (B, I)
+        if self.biases:
+            dot = dot + self.user_bias[users].unsqueeze(1) + self.item_bias
+        return dot + self.mean

@@ -15,6 +15,7 @@ from embedlab.recsys.als import als_epoch
 from embedlab.recsys.config import MfConfig
 from embedlab.recsys.metrics import rating_metrics
 from embedlab.recsys.model import MatrixFactorization
+from embedlab.recsys.ranking import ranking_index, ranking_metrics
 from embedlab.recsys.sgd import sgd_epoch
 from embedlab.training.loop import Mode, Step
 
@@ -60,6 +61,11 @@ class MfTask:
             for name, part in dataset.splits.items()
         }
         self.metric: str | None = "rmse" if "valid" in dataset.splits else None
+        self.ranking = {
+            name: ranking_index(dataset, name, config.eval.relevance_threshold, device)
+            for name in dataset.splits
+            if config.eval.ranking_k and name != "train"
+        }
 
     def build_optimizer(self) -> None:
         return None
@@ -116,7 +122,26 @@ class MfTask:
         return Step(loss=torch.tensor(loss), rows=rows, value=loss)
 
     def evaluate(self, split: str) -> dict[str, Any]:
-        """``{"rmse", "mae", "num_ratings"}`` on ``split`` (predictions clipped to the scale)."""
+        """``{"rmse", "mae", "num_ratings"}`` on ``split`` (predictions clipped to the scale),
+        with ``eval.ranking_k`` also the top-k metrics
+        (:func:`~embedlab.recsys.ranking.ranking_metrics`), ``ranking_users`` and
+        ``ranking_skipped_users``."""
+        metrics = self._rating_metrics(split)
+        if split in self.ranking:
+            relevant, seen, skipped = self.ranking[split]
+            metrics.update(
+                ranking_metrics(
+                    self.model,
+                    relevant=relevant,
+                    seen=seen,
+                    ks=self.config.eval.ranking_k,
+                    world=self.world,
+                )  # fmt: skip
+            )
+            metrics["ranking_skipped_users"] = skipped
+        return metrics
+
+    def _rating_metrics(self, split: str) -> dict[str, Any]:
         users, items, ratings = self.splits[split]
         if not self.world.parallel:
             return rating_metrics(
