@@ -227,10 +227,10 @@ class KgePredictor:
     @torch.no_grad()
     def embeddings(self) -> KgeEmbeddings:
         """The entity and relation tables with their labels (:class:`KgeEmbeddings`)."""
-        rel = self.model.relations.lookup_all().cpu().numpy()  # (2R, d_r)
+        rel = self.model.relations.lookup_all().cpu().numpy().copy()  # (2R, d_r), not the weights
         num = self.dataset.num_relations
         return KgeEmbeddings(
-            entities=self.model.entities.lookup_all().cpu().numpy(),
+            entities=self.model.entities.lookup_all().cpu().numpy().copy(),
             relations=rel[:num],
             reciprocal_relations=rel[num:],
             entity_labels=list(self.dataset.entity_ids),
