@@ -46,6 +46,10 @@ class Deferred:
 
 # (importing module, imported module) -> why the import is not at module level.
 DEFERRED: dict[tuple[str, str], Deferred] = {
+    ("embedlab", "embedlab.runs"): Deferred(
+        "embedlab.load_run only (and its annotation): `import embedlab` stays light, without "
+        "torch and the task packages"
+    ),
     ("embedlab.losses.kl", "embedlab.plots"): Deferred(
         "figure2 only: matplotlib (imported by plots) is not loaded to compute a KL"
     ),

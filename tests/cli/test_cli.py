@@ -80,10 +80,12 @@ def test_export_npz(run_dir: Path, tmp_path: Path) -> None:
 
 
 def _predict(run_dir: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[tuple]:
-    """``(rank, entity, printed score)`` lines of ``embedlab kge predict``."""
+    """``(rank, entity, printed score)`` lines of ``embedlab kge predict`` (not the line naming
+    the removed known answers)."""
     capsys.readouterr()
     assert main(["kge", "predict", str(run_dir), *args]) == 0
-    rows = [line.split() for line in capsys.readouterr().out.strip().splitlines()]
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [line.split() for line in lines if not line.startswith("removed ")]
     return [(int(rank), name, float(score)) for rank, name, score in rows]
 
 
@@ -107,17 +109,19 @@ def _complex_scores(data: np.lib.npyio.NpzFile, given: str, relation: str, side:
 def test_predict_equals_brute_force_ranking_of_the_export(
     flag: str, given: str, side: str, run_dir: Path, tmp_path: Path, capsys
 ) -> None:
-    """The top-k answers are the k best of the exported embeddings' ComplEx scores, in order."""
+    """The top-k answers are the k best of the exported embeddings' ComplEx scores, in order
+    (every entity ranked: --no-filter-known; the filtered ranking: tests/cli/test_predict_cli.py)."""
     assert main(["kge", "export", str(run_dir), str(tmp_path / "emb.npz")]) == 0
     scores = _complex_scores(np.load(tmp_path / "emb.npz"), given, "embassy", side)
     ranking = sorted(scores, key=lambda e: -scores[e])
+    query = [flag, given, "--relation", "embassy", "--no-filter-known"]
     for top_k in (3, 10):
-        got = _predict(run_dir, capsys, flag, given, "--relation", "embassy", "--top-k", str(top_k))
+        got = _predict(run_dir, capsys, *query, "--top-k", str(top_k))
         assert [rank for rank, _, _ in got] == list(range(1, top_k + 1))
         assert [name for _, name, _ in got] == ranking[:top_k]
         for _, name, printed in got:  # printed with 4 decimals
             assert abs(printed - scores[name]) <= 5e-5 + 1e-6, name
-    everything = _predict(run_dir, capsys, flag, given, "--relation", "embassy", "--top-k", "99")
+    everything = _predict(run_dir, capsys, *query, "--top-k", "99")
     assert [name for _, name, _ in everything] == ranking  # top-k capped at the 14 entities
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import typer
 
+from embedlab.cli.kge_predict import predict_command
 from embedlab.distributed import is_main_process
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compact import export_kd, save_compact
@@ -144,26 +145,37 @@ def export_codes(
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="a run directory"),
-    relation: str = typer.Option(..., help="relation label"),
+    relation: str | None = typer.Option(None, help="relation label"),
     head: str | None = typer.Option(None, help="head label: predict tails"),
     tail: str | None = typer.Option(None, help="tail label: predict heads"),
-    top_k: int = typer.Option(10, min=1, help="number of answers"),
+    top_k: int = typer.Option(10, min=1, help="number of answers per query"),
+    filter_known: bool = typer.Option(
+        True,
+        "--filter-known/--no-filter-known",
+        help="remove answers that make a known triple (of --filter-splits), and say which",
+    ),
+    filter_splits: str = typer.Option(
+        "train", help="splits --filter-known removes: train, all, or a list like train,valid"
+    ),
+    input_file: Path | None = typer.Option(
+        None, "--input", help="query file: head<TAB>relation<TAB>? or ?<TAB>relation<TAB>tail"
+    ),
+    output: Path | None = typer.Option(None, help="with --input: answers file (TSV) to write"),
 ) -> None:
-    """Top-k tails for (HEAD, RELATION, ?) or heads for (?, RELATION, TAIL), by name."""
-    if (head is None) == (tail is None):
-        raise UserError("give exactly one of --head (predict tails) or --tail (predict heads)")
-    _, dataset, model = load_run(run_dir)
-    ent = {e: i for i, e in enumerate(dataset.entity_ids)}
-    rel = {r: i for i, r in enumerate(dataset.relation_ids)}
-    given = head if head is not None else tail
-    assert given is not None
-    if given not in ent:
-        raise UserError(f"unknown entity {given!r} in {dataset.name}")
-    if relation not in rel:
-        raise UserError(f"unknown relation {relation!r}; known: {', '.join(dataset.relation_ids)}")
-    e, r = torch.tensor([ent[given]]), torch.tensor([rel[relation]])
-    with torch.no_grad():
-        scores = model.score_tails(e, r) if head is not None else model.score_heads(r, e)
-    values, idx = scores[0].topk(min(top_k, dataset.num_entities))
-    for rank, (v, i) in enumerate(zip(values.tolist(), idx.tolist(), strict=True), start=1):
-        typer.echo(f"{rank:3d}  {dataset.entity_ids[i]}\t{v:.4f}")
+    """Top-k tails for (HEAD, RELATION, ?) or heads for (?, RELATION, TAIL), by name; or a
+    batch of such queries from --input, written to --output.
+
+    Known answers (training triples by default) are removed and named; --no-filter-known ranks
+    every entity.
+    """
+    splits = filter_splits.split(",") if "," in filter_splits else filter_splits
+    predict_command(
+        run_dir,
+        relation=relation,
+        head=head,
+        tail=tail,
+        top_k=top_k,
+        filter_known=splits if filter_known else False,
+        input_file=input_file,
+        output=output,
+    )

@@ -1,12 +1,15 @@
-"""``embedlab lm train | evaluate``: LSTM language models (Zaremba et al. 2014) on token corpora."""
+"""``embedlab lm train | evaluate | export``: LSTM language models (Zaremba et al. 2014) on token
+corpora."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import typer
 
+from embedlab.cli.npz import write_npz
 from embedlab.config.io import build_typed_config
 from embedlab.distributed import is_main_process
 from embedlab.errors import UserError
@@ -14,6 +17,7 @@ from embedlab.lm.config import LmConfig
 from embedlab.lm.data import batchify
 from embedlab.lm.load import load_run
 from embedlab.lm.objective import evaluate_stream
+from embedlab.lm.predictor import LmPredictor
 from embedlab.lm.run import train_lm
 
 app = typer.Typer(help="Word-level LSTM language models (perplexity).", no_args_is_help=True)
@@ -77,3 +81,24 @@ def evaluate(
     metrics = evaluate_stream(model, data, config.train.bptt)
     typer.echo(_line(split, metrics))
     typer.echo(json.dumps(metrics))
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="an LM run directory"),
+    out: Path = typer.Argument(..., help="output .npz file"),
+) -> None:
+    """Write the token table and the vocabulary to an .npz file.
+
+    Arrays: token_embeddings (V, embedding_dim), output_embeddings (V, hidden) (absent when the
+    tables are tied), output_bias (V,), vocab (V,) (the word of each row).
+    """
+    e = LmPredictor.from_run(run_dir).embeddings()
+    arrays = {
+        "token_embeddings": e.tokens,
+        "output_bias": e.output_bias,
+        "vocab": np.array(e.vocab),
+    }
+    if e.output is not None:
+        arrays["output_embeddings"] = e.output
+    typer.echo(f"wrote {write_npz(out, arrays)}")

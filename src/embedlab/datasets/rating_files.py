@@ -85,6 +85,37 @@ def _read_lines(path: Path, delimiter: str, fields: int) -> Raw:
     return _ids_array(users), _ids_array(items), np.asarray(ratings, dtype=np.float32)
 
 
+def read_user_ratings(path: Path) -> list[tuple[int, str, float]]:
+    """One user's ratings, ``item<TAB>rating`` per line (blank lines skipped), for a fold-in.
+
+    Returns:
+        ``(line number, raw item id, rating)`` in file order.
+
+    Raises:
+        DatasetError: a missing or empty file, a line without two tab-separated fields, an empty
+            item, a rating that is not a number or outside :data:`RATING_SCALE` (file and line
+            named).
+    """
+    if not path.is_file():
+        raise DatasetError(f"{path}: ratings file not found")
+    pairs: list[tuple[int, str, float]] = []
+    for lineno, (item, text) in split_lines(path, sep="\t", fields=2, columns="item, rating"):
+        try:
+            rating = float(text)
+        except ValueError:
+            raise DatasetError(f"{path}:{lineno}: rating {text!r} is not a number") from None
+        if not item:
+            raise DatasetError(f"{path}:{lineno}: empty item id")
+        if not _in_scale(np.asarray(rating)):
+            raise DatasetError(
+                f"{path}:{lineno}: rating {text} outside the scale {list(RATING_SCALE)}"
+            )
+        pairs.append((lineno, item, rating))
+    if not pairs:
+        raise DatasetError(f"{path}: no ratings (expected item<TAB>rating lines)")
+    return pairs
+
+
 def _ids_array(ids: list[str]) -> np.ndarray:
     """int64 when every id is an ASCII integer that fits, else str."""
     if all(s.isascii() and s.lstrip("-").isdigit() for s in ids):
