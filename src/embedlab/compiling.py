@@ -44,16 +44,21 @@ def compile_failed(err: Exception, what: str) -> None:
     )
 
 
-class Kernel:
-    """``Kernel(fn)(*args)`` == ``fn(*args)``, compiled where :func:`compile_enabled`."""
+MIN_ELEMENTS = 2**18  # smaller first tensors run eagerly: compiling (seconds) would not pay
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
+
+class Kernel:
+    """``Kernel(fn)(*args)`` == ``fn(*args)``, compiled where :func:`compile_enabled` and the
+    first tensor argument has at least ``min_elements`` elements (tiny datasets such as Nations
+    stay eager: a first compilation costs seconds)."""
+
+    def __init__(self, fn: Callable[..., Any], *, min_elements: int = MIN_ELEMENTS) -> None:
+        self.fn, self.min_elements = fn, min_elements
         self._compiled: Callable[..., Any] | None = None
 
     def __call__(self, *args: Any) -> Any:
         first = next(a for a in args if isinstance(a, torch.Tensor))
-        if not compile_enabled(first):
+        if first.numel() < self.min_elements or not compile_enabled(first):
             return self.fn(*args)
         if self._compiled is None:
             self._compiled = torch.compile(self.fn)
