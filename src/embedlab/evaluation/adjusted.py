@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 
 
-def harmonic_numbers(n: int) -> torch.Tensor:
-    """``(n,)`` float64: ``H(1), ..., H(n)`` with ``H(m) = sum_{j=1..m} 1/j``."""
-    return torch.cumsum(1.0 / torch.arange(1, n + 1, dtype=torch.float64), 0)
+def harmonic_numbers(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(n,)`` float64 on ``device``: ``H(1), ..., H(n)`` with ``H(m) = sum_{j=1..m} 1/j``."""
+    return torch.cumsum(1.0 / torch.arange(1, n + 1, dtype=torch.float64, device=device), 0)
 
 
 def expected_mean_rank(num_candidates: torch.Tensor) -> float:
@@ -38,7 +38,7 @@ def expected_mrr(num_candidates: torch.Tensor) -> float:
         num_candidates: ``(Q,)`` candidates ``n_i >= 1`` of each query (true answer included).
     """
     n = num_candidates.long()
-    h = harmonic_numbers(int(n.max()))  # (max n,)
+    h = harmonic_numbers(int(n.max()), n.device)  # (max n,)
     return float((h[n - 1] / n.double()).mean())
 
 
