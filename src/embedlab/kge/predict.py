@@ -193,8 +193,8 @@ class KgePredictor:
         device = next(self.model.parameters()).device
         for start in range(0, len(parsed), batch):
             chunk = parsed[start : start + batch]
-            subjects = torch.tensor([q.subject for q in chunk])  # (B,)
-            slots = torch.tensor([q.slot for q in chunk])  # (B,) relation ids < 2R
+            subjects = torch.tensor([q.subject for q in chunk], device="cpu")  # (B,)
+            slots = torch.tensor([q.slot for q in chunk], device="cpu")  # (B,) relation ids < 2R
             with torch.no_grad():
                 scores = self.model.score_tails(subjects.to(device), slots.to(device)).cpu()
             known = self._known_of(subjects, slots, splits)
@@ -214,13 +214,15 @@ class KgePredictor:
             UserError: a row that is not three values; an unknown label or id.
         """
         rows = as_list(triples)
-        ids = torch.zeros((len(rows), 3), dtype=torch.int64)  # (n, 3)
+        ids = torch.zeros((len(rows), 3), dtype=torch.int64, device="cpu")  # (n, 3)
         for i, row in enumerate(rows):
             values = as_list(row)
             if len(values) != 3:
                 raise UserError(f"triple {i}: expected (head, relation, tail), got {row!r}")
             h, r, t = values
-            ids[i] = torch.tensor([self.entities.id(h), self.relations.id(r), self.entities.id(t)])
+            ids[i] = torch.tensor(
+                [self.entities.id(h), self.relations.id(r), self.entities.id(t)], device="cpu"
+            )
         device = next(self.model.parameters()).device
         return self.model.score_triples(ids.to(device)).cpu().numpy()
 
@@ -305,7 +307,7 @@ def _rank_one(
     order = torch.sort(scores, descending=True, stable=True).indices  # (N,) ties: lower id first
     keep = torch.ones_like(scores, dtype=torch.bool)  # (N,)
     if known:
-        keep[torch.tensor(list(known))] = False
+        keep[torch.tensor(list(known), device=keep.device)] = False
     top = order[keep[order]][:k].tolist()
     answers = [
         Answer(q.index, h, r, t, rank, entities[e], e, float(scores[e]))

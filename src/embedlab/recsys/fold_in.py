@@ -66,7 +66,9 @@ def fold_in_user(
         target = target - model.item_bias.detach().to(torch.float64).index_select(0, items)
         feats = torch.cat([feats, feats.new_ones(len(items), 1)], dim=1)  # (n, k = d + 1)
     n = items.numel()
-    ridge = torch.full((feats.shape[1],), weight_decay * n, dtype=torch.float64)  # (k,)
+    ridge = torch.full(
+        (feats.shape[1],), weight_decay * n, dtype=torch.float64, device=feats.device
+    )  # (k,)
     if penalty is not None and penalty.kind != "none" and penalty.weight != 0.0:
         ridge[:dim] += penalty.weight * (n if penalty.weighted else num_train_ratings)
     gram = feats.T @ feats + torch.diag(ridge)  # (k, k)

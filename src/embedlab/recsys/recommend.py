@@ -120,9 +120,10 @@ class MfPredictor:
             its = its * len(us)
         if len(us) != len(its):
             raise UserError(f"got {len(us)} users and {len(its)} items: give lists of one length")
-        u = torch.tensor(self.users.ids(us), dtype=torch.int64)
-        i = torch.tensor(self.items.ids(its), dtype=torch.int64)
-        return self.model.predict(u, i).numpy()
+        dev = self.model.items.weight.device
+        u = torch.tensor(self.users.ids(us), dtype=torch.int64, device=dev)
+        i = torch.tensor(self.items.ids(its), dtype=torch.int64, device=dev)
+        return self.model.predict(u, i).cpu().numpy()
 
     def recommend(
         self, user: object, k: int = 10, exclude_rated: bool | str = True
@@ -154,14 +155,16 @@ class MfPredictor:
             wanted = ("train", "valid", "test") if exclude_rated == "all" else ("train",)
             splits = tuple(name for name in wanted if name in self.dataset.splits)
             rated = self._rated(row, splits)
-            full = torch.full((num_items,), row, dtype=torch.int64)
-            scores = self.model.predict(full, torch.arange(num_items)).to(torch.float64)  # (I,)
+            dev = self.model.items.weight.device
+            full = torch.full((num_items,), row, dtype=torch.int64, device=dev)
+            every = torch.arange(num_items, device=dev)
+            scores = self.model.predict(full, every).to(torch.float64).cpu()  # (I,)
         if not exclude_rated:
             rated, splits = set(), ()
         order = torch.sort(scores, descending=True, stable=True).indices  # (I,)
-        keep = torch.ones(num_items, dtype=torch.bool)
+        keep = torch.ones(num_items, dtype=torch.bool, device=scores.device)
         if rated:
-            keep[torch.tensor(sorted(rated))] = False
+            keep[torch.tensor(sorted(rated), device=keep.device)] = False
         top = order[keep[order]][:k].tolist()
         rows = [
             Recommendation(label, rank, self.items[i], i, float(scores[i]))
@@ -196,8 +199,10 @@ class MfPredictor:
         ids = self.items.ids([item for item, _ in pairs])
         factor, bias = fold_in_user(
             self.model,
-            items=torch.tensor(ids, dtype=torch.int64),
-            ratings=torch.tensor(values, dtype=torch.float64),
+            items=torch.tensor(ids, dtype=torch.int64, device=self.model.items.weight.device),
+            ratings=torch.tensor(
+                values, dtype=torch.float64, device=self.model.items.weight.device
+            ),
             weight_decay=self.config.train.weight_decay,
             penalty=self.config.user_embedding.regularize,
             num_train_ratings=len(self.dataset.splits["train"]),
