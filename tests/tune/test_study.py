@@ -46,6 +46,7 @@ def test_three_trials_on_nations_resume_and_best_config(tmp_path: Path) -> None:
     assert summary["best"]["number"] == best["number"]
     config = build_config(path=out / "best.yaml")  # ready for train
     assert config.train.lr == pytest.approx(best["params"]["train.lr"])
+    assert config.train.max_epochs == 2  # the base value; --set overrides are kept too (below)
     assert (out / "history.png").stat().st_size > 0
     assert main([*args, "--trials", "4"]) == 0  # continues the same study: one more trial
     study = optuna.load_study(study_name="out", storage=db)
@@ -107,6 +108,7 @@ def test_interrupted_trial_is_requeued_in_its_run_directory(tmp_path: Path) -> N
     config = StudyConfig(base=base, space=space, trials=1, storage=storage, out=tmp_path / "out",
                          pruner="none", overrides=["train.max_epochs=3"])  # fmt: skip
     summary = run_study(config, command_prefix=FAKE)
+    assert yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["train"]["max_epochs"] == 3
     states = {t["number"]: t["state"] for t in summary["trials"]}
     assert states == {0: "FAIL", 1: "COMPLETE"}
     resumed = summary["trials"][1]

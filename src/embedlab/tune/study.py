@@ -136,4 +136,6 @@ def run_study(
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study.optimize(objective, n_trials=remaining, n_jobs=config.jobs, catch=(TrialFailed,))
-    return write_summary(study, spec=spec, base=config.base, out=config.out)
+    return write_summary(
+        study, spec=spec, base=config.base, out=config.out, overrides=config.overrides
+    )

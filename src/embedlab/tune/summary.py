@@ -34,8 +34,11 @@ def _trial_row(trial: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def write_summary(study: Any, *, spec: TaskSpec, base: Path, out: Path) -> dict[str, Any]:
-    """Write the three files; returns the summary dict."""
+def write_summary(
+    study: Any, *, spec: TaskSpec, base: Path, out: Path, overrides: list[str]
+) -> dict[str, Any]:
+    """Write the three files; returns the summary dict. ``best.yaml`` is the base config with
+    the fixed ``overrides`` (``--set``) and the best trial's values: the config that trial ran."""
     trials = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     counts: dict[str, int] = {}
@@ -50,7 +53,8 @@ def write_summary(study: Any, *, spec: TaskSpec, base: Path, out: Path) -> dict[
         best = study.best_trial
         summary["best"] = {"number": best.number, "value": best.value, "params": best.params,
                            "run_dir": best.user_attrs.get("run_dir")}  # fmt: skip
-        config = apply_overrides(load_yaml(base), [override(k, v) for k, v in best.params.items()])
+        values = [override(k, v) for k, v in best.params.items()]
+        config = apply_overrides(load_yaml(base), [*overrides, *values])
         header = (f"# embedlab tune: best of study {study.study_name!r} (trial {best.number}, "
                   f"valid {spec.metric} {best.value:.6g}); base config {base}\n")  # fmt: skip
         (out / "best.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
