@@ -52,3 +52,21 @@ def test_grid_needs_a_float_step(tmp_path: Path) -> None:
     space = load_space(_write(tmp_path, "train.lr: {type: float, low: 0.1, high: 0.3}"))
     with pytest.raises(UserError, match="without a step"):
         grid(space)
+
+
+@pytest.mark.parametrize(
+    ("config", "task", "metric"),
+    [
+        ("configs/kge/wn18rr/complex-sce.yaml", "kge", "mrr"),
+        ("configs/mf/ml-1m/sgd-mf.yaml", "mf", "rmse"),
+        ("configs/lm/ptb/small.yaml", "lm", "perplexity"),
+    ],
+)
+def test_task_detection(config: str, task: str, metric: str) -> None:
+    from embedlab.tune.tasks import detect
+
+    path = Path(__file__).resolve().parents[2] / config
+    spec = detect(path, None)
+    assert (spec.name, spec.metric) == (task, metric)
+    with pytest.raises(UserError, match="--task"):
+        detect(path, "nmt")
