@@ -87,7 +87,8 @@ def _plot(trials: list[dict[str, Any]], spec: TaskSpec, path: Path) -> None:
         ax.plot(*zip(*pruned, strict=True), "x", color="gray", label="pruned (last value)")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"valid {spec.metric}")
-    ax.legend(loc="best", fontsize=8)
+    if done or pruned:  # all failed: an empty plot, no legend
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
