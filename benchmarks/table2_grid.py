@@ -149,6 +149,8 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
 
+    if not shutil.which(str(args.embedlab)):
+        raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
     for cell in cells(args.sections):
         if args.only is not None and cell.key not in args.only:
             continue
@@ -162,8 +164,6 @@ def main() -> None:
             continue
         while (args.runs / "PAUSE").exists():
             time.sleep(10)
-        if not shutil.which(str(args.embedlab)):
-            raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
         log(f"{cell.key}: start")
         store(args.json, cell.key, run_cell(cell, args, log), budget)
 

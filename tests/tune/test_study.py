@@ -130,6 +130,10 @@ def test_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert (
         main(["tune", "--config", str(base), "--space", str(space), "--task", "nmt", *common]) == 2
     )
+    assert "--task 'nmt'" in capsys.readouterr().err
+    bad = ["--sampler", "bayes"]
+    assert main(["tune", "--config", str(base), "--space", str(space), *bad, *common]) == 2
+    assert "sampler tpe|random|grid" in capsys.readouterr().err
     # a key the config does not have: the trial fails with the config's message, no traceback
     assert main(["tune", "--config", str(base), "--space", str(space), *common]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())

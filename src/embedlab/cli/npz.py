@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,5 +21,6 @@ def write_npz(out: Path, arrays: dict[str, np.ndarray]) -> Path:
         out = out.with_name(out.name + ".npz")
     if not out.parent.is_dir():
         raise UserError(f"{out}: directory {out.parent} does not exist")
-    np.savez(out, **arrays)  # type: ignore[arg-type]
+    payload: dict[str, Any] = dict(arrays)  # numpy's stubs type **kwds like allow_pickle
+    np.savez(out, **payload)
     return out

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from embedlab.errors import UserError
 from embedlab.tune.study import StudyConfig, run_study
 
 
@@ -41,14 +40,10 @@ def tune(
     continues the study in its storage; an interrupted trial resumes from its checkpoint.
     Writes DIR/summary.json, DIR/best.yaml (ready for `train --config`) and DIR/history.png.
     """
-    if sampler not in ("tpe", "random", "grid") or pruner not in ("median", "none"):
-        raise UserError(
-            f"--sampler tpe|random|grid and --pruner median|none, got {sampler}/{pruner}"
-        )
     summary = run_study(
         StudyConfig(
             base=config, space=space, trials=trials, storage=storage, out=out, jobs=jobs,
-            study_name=study_name, task=task, sampler=sampler, pruner=pruner,  # type: ignore[arg-type]
+            study_name=study_name, task=task, sampler=sampler, pruner=pruner,
             seed=seed, overrides=list(set_),
         )
     )  # fmt: skip

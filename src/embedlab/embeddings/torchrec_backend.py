@@ -20,6 +20,7 @@ Measured with torchrec 1.8.0 + fbgemm-gpu-cpu 1.8.0 on torch 2.13.0 (CPU, gloo):
 
 from __future__ import annotations
 
+import importlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -59,9 +60,8 @@ def require_torchrec() -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import fbgemm_gpu  # noqa: F401
-            import torchrec  # noqa: F401
-            import torchrec.distributed  # noqa: F401
+            for module in ("fbgemm_gpu", "torchrec", "torchrec.distributed"):
+                importlib.import_module(module)
     except Exception as exc:  # ImportError, or OSError from a mismatched native library
         raise UserError(
             f"row-wise sharded tables (sharding: row_wise) need TorchRec, which failed to "

@@ -64,8 +64,8 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
             )
         shutil.rmtree(run_dir)
     if saved.is_file():
-        previous = _flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
-        current = _flatten(config.model_dump(mode="json"))
+        previous = flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
+        current = flatten(config.model_dump(mode="json"))
         differing = sorted(
             k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k)
         )
@@ -136,11 +136,12 @@ def load_trained(
     raise UserError(f"{run_dir} has no checkpoint yet (train it first)")
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (leaves kept as they are)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

@@ -28,21 +28,9 @@ import yaml
 from embedlab.errors import UserError
 from embedlab.training.callbacks import Callback
 from embedlab.training.config import TrackerConfig
-from embedlab.training.run_dir import RunPaths
+from embedlab.training.run_dir import RunPaths, flatten
 
 TRACKED = ("epoch", "valid", "test")
-
-
-def flatten(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (leaves kept as they are)."""
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:

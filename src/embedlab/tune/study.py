@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from embedlab.errors import UserError
 from embedlab.tune.space import grid, load_space, suggest
@@ -32,10 +32,16 @@ class StudyConfig:
     jobs: int = 1
     study_name: str | None = None  # default: the name of ``out``
     task: str | None = None  # default: detected from the base config
-    sampler: Literal["tpe", "random", "grid"] = "tpe"
-    pruner: Literal["median", "none"] = "median"
+    sampler: str = "tpe"  # tpe | random | grid
+    pruner: str = "median"  # median | none
     seed: int = 0  # the sampler's seed
     overrides: list[str] = field(default_factory=list)  # --set applied to every trial
+
+    def __post_init__(self) -> None:
+        if self.sampler not in ("tpe", "random", "grid") or self.pruner not in ("median", "none"):
+            raise UserError(
+                f"sampler tpe|random|grid and pruner median|none, got {self.sampler}/{self.pruner}"
+            )
 
 
 def _optuna() -> Any:
@@ -55,10 +61,10 @@ def _sampler(optuna: Any, config: StudyConfig, space: dict[str, Any]) -> Any:
 
 
 def _requeue_interrupted(optuna: Any, study: Any) -> None:
-    """Trials left running by a killed invocation: failed, and queued again to resume."""
+    """Trials left running by a killed invocation: failed (without an ``error``, so they do not
+    count as finished), and queued again to resume in their run directory."""
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in running:
-        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"resume_dir": trial.user_attrs["run_dir"]})
 

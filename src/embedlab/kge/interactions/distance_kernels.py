@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 import torch
 
-from embedlab.compiling import compile_enabled, compile_failed
+from embedlab.compiling import Kernel, compile_enabled
 
 DistanceKind = Literal["l1", "l2", "rotate"]
 EPS = 1e-12  # as transe.py / rotate.py: the square root has no gradient at 0
@@ -103,32 +103,25 @@ def _backward_block(
     return {"l1": l1, "rotate": rotate}[kind]
 
 
-_compiled: dict[tuple[str, str], Callable[..., Any]] = {}
-
-
 def _use_compile(x: torch.Tensor) -> bool:
+    """Whether the blocks of ``x`` run compiled (and so get the compiled block sizes)."""
     return compile_enabled(x) and x.dtype == torch.float32
 
 
+# rows dynamic (anchors, and the backward's weights), d and the padded 512 columns static
+_KERNELS = {
+    ("forward", kind): Kernel(_forward_block(kind), min_elements=0, dynamic_args=(0,))
+    for kind in ("l1", "l2", "rotate")
+} | {
+    ("backward", kind): Kernel(_backward_block(kind), min_elements=0, dynamic_args=(0, 2))
+    for kind in ("l1", "rotate")
+}
+
+
 def _run(direction: str, kind: DistanceKind, *args: torch.Tensor) -> Any:
-    """The block function of ``direction`` (``forward``/``backward``), compiled when
-    :func:`_use_compile`; a compilation error warns once and falls back to eager for good
-    (:func:`embedlab.compiling.compile_failed`)."""
-    make = _forward_block if direction == "forward" else _backward_block
-    if _use_compile(args[0]):
-        key = (direction, kind)
-        if key not in _compiled:
-            # static d and cols (edge column blocks are padded), dynamic rows: one compilation
-            # for any batch. Dynamic d measured up to 3.7x slower; dynamic rows as fast.
-            _compiled[key] = torch.compile(make(kind))
-        torch._dynamo.maybe_mark_dynamic(args[0], 0)  # rows
-        if direction == "backward":
-            torch._dynamo.maybe_mark_dynamic(args[2], 0)
-        try:
-            return _compiled[key](*args)
-        except Exception as err:  # inductor/compiler missing or broken: eager is still correct
-            compile_failed(err, "the distance kernels")
-    return make(kind)(*args)
+    """The block function of ``direction`` (``forward``/``backward``): compiled on float32 CPU
+    tensors, eager otherwise or after a failed compilation (:class:`embedlab.compiling.Kernel`)."""
+    return _KERNELS[(direction, kind)](*args)
 
 
 def _block_sizes(x: torch.Tensor, num_rows: int, max_rows: int) -> tuple[int, int]:
