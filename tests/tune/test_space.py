@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from embedlab.errors import UserError
-from embedlab.tune.space import grid, load_space
+from embedlab.tune.space import grid, load_space, settings
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -52,6 +52,50 @@ def test_grid_needs_a_float_step(tmp_path: Path) -> None:
     space = load_space(_write(tmp_path, "train.lr: {type: float, low: 0.1, high: 0.3}"))
     with pytest.raises(UserError, match="without a step"):
         grid(space)
+
+
+GROUPS = """
+init:
+  type: group
+  choices:
+    normal: {user_embedding.init.name: normal, user_embedding.init.scale: 0.1}
+    xavier: {user_embedding.init.name: xavier_normal, user_embedding.init.scale: 1.0}
+regularizer:
+  type: group
+  choices:
+    light: {train.weight_decay: 0.01, user_embedding.dropout: 0.1}
+    heavy: {train.weight_decay: 0.1, user_embedding.dropout: 0.3}
+train.lr: {type: categorical, choices: [0.01, 0.005]}
+"""
+
+
+def test_groups_enumerate_names_and_expand_to_their_keys(tmp_path: Path) -> None:
+    space = load_space(_write(tmp_path, GROUPS))
+    assert grid(space) == {
+        "init": ["normal", "xavier"], "regularizer": ["light", "heavy"], "train.lr": [0.01, 0.005],
+    }  # fmt: skip
+    params = {"init": "xavier", "regularizer": "heavy", "train.lr": 0.005}
+    assert settings(space, params) == {
+        "user_embedding.init.name": "xavier_normal", "user_embedding.init.scale": 1.0,
+        "train.weight_decay": 0.1, "user_embedding.dropout": 0.3, "train.lr": 0.005,
+    }  # fmt: skip
+    with pytest.raises(UserError, match="regularizer='medium' is not in the search space"):
+        settings(space, {**params, "regularizer": "medium"})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GROUPS + "train.weight_decay: {type: categorical, choices: [0.1]}\n",
+         "train.weight_decay is set by both regularizer and train.weight_decay"),
+        ("g: {type: group, choices: {a: {}}}", "choice 'a' sets no key"),
+        ("g: {type: group, choices: {}}", "g.group.choices"),
+        ("g: {type: group, choices: {a: {train.lr: [1, 2]}}}", "g.group.choices.a.train.lr"),
+    ],
+)  # fmt: skip
+def test_bad_groups(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        load_space(_write(tmp_path, text))
 
 
 @pytest.mark.parametrize(

@@ -139,3 +139,29 @@ def test_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["counts"] == {"FAIL": 1} and "lrr" in summary["trials"][0]["error"]
     assert yaml.safe_load(base.read_text())["train"]["lr"] == 0.1
+
+
+def test_grid_over_groups_runs_each_choice_once_with_all_its_keys(tmp_path: Path) -> None:
+    base, space = _files(
+        tmp_path,
+        """paired:
+  type: group
+  choices:
+    short-fast: {train.lr: 0.9, train.max_epochs: 2}
+    long-slow: {train.lr: 0.2, train.max_epochs: 6}
+    long-fast: {train.lr: 0.5, train.max_epochs: 3}
+""",
+    )
+    summary = run_study(
+        StudyConfig(base=base, space=space, trials=3, storage=f"sqlite:///{tmp_path / 's.db'}",
+                    out=tmp_path / "out", sampler="grid", pruner="none"),
+        command_prefix=FAKE,
+    )  # fmt: skip
+    ran = {t["params"]["paired"]: t for t in summary["trials"]}
+    assert sorted(ran) == ["long-fast", "long-slow", "short-fast"]  # each choice exactly once
+    for t in ran.values():  # the fake trainer saw both keys of the choice: value = lr * epochs/10
+        s = t["settings"]
+        assert t["value"] == pytest.approx(s["train.lr"] * s["train.max_epochs"] / 10)
+    assert summary["best"]["params"] == {"paired": "short-fast"}  # 0.18 > 0.15 > 0.12
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert (best["train"]["lr"], best["train"]["max_epochs"]) == (0.9, 2)

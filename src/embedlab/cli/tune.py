@@ -13,7 +13,10 @@ from embedlab.tune.study import StudyConfig, run_study
 def tune(
     config: Path = typer.Option(..., "--config", help="base config YAML (KGE, MF or LM)"),
     space: Path = typer.Option(
-        ..., "--space", help="search space YAML: key: {type: float|int|categorical, ...}"
+        ...,
+        "--space",
+        help="search space YAML: key: {type: float|int|categorical, ...}, or "
+        "label: {type: group, choices: {name: {key: value, ...}}} for paired settings",
     ),
     trials: int = typer.Option(..., "--trials", min=1, help="finished trials wanted in the study"),
     storage: str = typer.Option(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from embedlab.errors import UserError
-from embedlab.tune.space import grid, load_space, suggest
+from embedlab.tune.space import grid, load_space, settings, suggest
 from embedlab.tune.summary import override, write_summary
 from embedlab.tune.tasks import build, detect
 from embedlab.tune.trial import TrialFailed, TrialPruned, TrialRun, run_trial
@@ -115,7 +115,8 @@ def run_study(
             )
             trial.set_user_attr("run_dir", str(run_dir))
             values = suggest(trial, space)
-            overrides = config.overrides + [override(k, v) for k, v in values.items()]
+            chosen = settings(space, values)
+            overrides = config.overrides + [override(k, v) for k, v in chosen.items()]
             try:
                 build(spec, config.base, overrides)
             except UserError as err:  # a combination the config refuses: a failed trial
@@ -143,5 +144,6 @@ def run_study(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study.optimize(objective, n_trials=remaining, n_jobs=config.jobs, catch=(TrialFailed,))
     return write_summary(
-        study, spec=spec, base=config.base, out=config.out, overrides=config.overrides
-    )
+        study, spec=spec, space=space, base=config.base, out=config.out,
+        overrides=config.overrides,
+    )  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from embedlab.config.io import apply_overrides, load_yaml
+from embedlab.tune.space import Space, settings
 from embedlab.tune.tasks import TaskSpec
 
 
@@ -20,7 +21,7 @@ def override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"
 
 
-def _trial_row(trial: Any) -> dict[str, Any]:
+def _trial_row(trial: Any, space: Space) -> dict[str, Any]:
     last = max(trial.intermediate_values) if trial.intermediate_values else None
     return {
         "number": trial.number,
@@ -28,6 +29,7 @@ def _trial_row(trial: Any) -> dict[str, Any]:
         "value": trial.value,
         "last_reported": None if last is None else {"epoch": last, "value": trial.intermediate_values[last]},
         "params": trial.params,
+        "settings": settings(space, trial.params),
         "run_dir": trial.user_attrs.get("run_dir"),
         "error": trial.user_attrs.get("error"),
         "seconds": trial.duration.total_seconds() if trial.duration else None,
@@ -35,11 +37,11 @@ def _trial_row(trial: Any) -> dict[str, Any]:
 
 
 def write_summary(
-    study: Any, *, spec: TaskSpec, base: Path, out: Path, overrides: list[str]
+    study: Any, *, spec: TaskSpec, space: Space, base: Path, out: Path, overrides: list[str]
 ) -> dict[str, Any]:
     """Write the three files; returns the summary dict. ``best.yaml`` is the base config with
     the fixed ``overrides`` (``--set``) and the best trial's values: the config that trial ran."""
-    trials = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+    trials = [_trial_row(t, space) for t in study.get_trials(deepcopy=False)]
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     counts: dict[str, int] = {}
     for t in trials:
@@ -51,9 +53,10 @@ def write_summary(
     }  # fmt: skip
     if complete:
         best = study.best_trial
+        chosen = settings(space, best.params)
         summary["best"] = {"number": best.number, "value": best.value, "params": best.params,
-                           "run_dir": best.user_attrs.get("run_dir")}  # fmt: skip
-        values = [override(k, v) for k, v in best.params.items()]
+                           "settings": chosen, "run_dir": best.user_attrs.get("run_dir")}  # fmt: skip
+        values = [override(k, v) for k, v in chosen.items()]
         config = apply_overrides(load_yaml(base), [*overrides, *values])
         header = (f"# embedlab tune: best of study {study.study_name!r} (trial {best.number}, "
                   f"valid {spec.metric} {best.value:.6g}); base config {base}\n")  # fmt: skip
