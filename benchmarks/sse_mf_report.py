@@ -80,9 +80,9 @@ def write_configs(data: dict[str, Any], init: str, folder: Path, sweep: Path) ->
         config = apply_overrides({}, over)
         header = (
             f"# {method}: selected by valid RMSE among the {init} configurations of\n"
-            f"# benchmarks/sse_mf_tables.py --table {data['table']} ({sweep}, configuration "
-            f"{selected['index']});\n# the initializer is the same in every config of this folder"
-            " (docs/sse.md).\n"
+            f"# benchmarks/sse_mf_tables.py --table {data['table']} ({sweep}:\n"
+            f"# trial {selected['trial']} of the tune study over {entry['space']});\n"
+            "# the initializer is the same in every config of this folder (docs/sse.md).\n"
         )
         text = header + yaml.safe_dump(config, sort_keys=False)
         (folder / f"{CONFIG_FILES[method]}.yaml").write_text(text, encoding="utf-8")
