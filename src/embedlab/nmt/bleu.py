@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sacrebleu.metrics import BLEU
+from embedlab.nmt.vocab import optional_module
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,6 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> BleuRes
     """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
-    metric = BLEU()
+    metric = optional_module("sacrebleu.metrics").BLEU()
     result = metric.corpus_score(list(hypotheses), [list(references)])
     return BleuResult(score=float(result.score), signature=str(metric.get_signature()))

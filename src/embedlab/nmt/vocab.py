@@ -8,12 +8,13 @@ checkpoint. Ids 0-3 are ``<pad> <unk> <s> </s>``.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
-import sentencepiece as spm
 import torch
 
 from embedlab.embeddings.graph import RowGraph
@@ -26,13 +27,25 @@ VOCAB_FILE = "spm.model"
 WORD_START = "\u2581"  # SentencePiece's word-boundary mark
 
 
+def optional_module(name: str) -> ModuleType:
+    """Import a package of the ``nmt`` extra, or say how to install it (the rest of embedlab
+    works without it, so it is imported only when an NMT run needs it)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise UserError(
+            f"embedlab nmt needs the package {name!r}: pip install 'embedlab[nmt]' "
+            "(make venv installs it)"
+        ) from None
+
+
 class Vocabulary:
     """A SentencePiece model: ``encode(text) -> ids`` (no ``<s>``/``</s>``), ``decode(ids)``
     (detokenized text; special ids dropped)."""
 
     def __init__(self, *, model_proto: bytes) -> None:
         self.proto = model_proto
-        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.sp = optional_module("sentencepiece").SentencePieceProcessor(model_proto=model_proto)
 
     def __len__(self) -> int:
         return int(self.sp.get_piece_size())
@@ -66,7 +79,7 @@ def train_vocabulary(sentences: Sequence[str], config: NmtDataConfig) -> Vocabul
     rather than an error. Deterministic for the same sentences (one thread, no sampling).
     """
     writer = io.BytesIO()
-    spm.SentencePieceTrainer.train(
+    optional_module("sentencepiece").SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=writer,
         model_type="bpe",
