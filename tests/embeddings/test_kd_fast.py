@@ -151,3 +151,9 @@ def test_fast_tables_change_no_state_or_file(tmp_path: Path) -> None:
         tmp_path / "b.safetensors"
     ).stat().st_size
     assert layer.codes.dtype == torch.uint8 and layer.codes.element_size() == 1
+
+
+def test_load_state_dict_refreshes_the_fast_tables() -> None:
+    layer, other = compact(K=16, D=8, seed=1).fast_linear(), compact(K=16, D=8, seed=2)
+    layer.load_state_dict(other.state_dict())
+    assert_close64(layer.all(), oracle64(other))

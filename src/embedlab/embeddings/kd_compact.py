@@ -87,6 +87,7 @@ class CompactKdEmbedding(nn.Module):
         offsets = kd_fast.position_offsets(config.K, config.D, device=codes.device)  # (D,)
         self.register_buffer("offsets", offsets, persistent=False)
         self.register_buffer("projected", None, persistent=False)
+        self.register_load_state_dict_post_hook(_refresh_projected)
 
     @property
     def num_rows(self) -> int:
@@ -96,6 +97,7 @@ class CompactKdEmbedding(nn.Module):
         """Precompute the projected code tables ``T (D*K, d)`` float32 (linear composition only;
         the bias folded into position 0's rows; computed in float64, rounded once); afterwards
         ``forward`` is ``sum_j T[j*K + c^j]``, one ``embedding_bag``. Returns ``self``.
+        ``load_state_dict`` recomputes ``T``; after changing the weights in place, call again.
 
         Raises:
             UserError: the composition is not linear.
@@ -120,6 +122,12 @@ class CompactKdEmbedding(nn.Module):
     def all(self) -> torch.Tensor:
         """Every row ``(N, d)``."""
         return self(torch.arange(self.num_rows, device=self.codes.device))
+
+
+def _refresh_projected(module: nn.Module, _incompatible: object) -> None:
+    """Post-hook of ``load_state_dict``: projected tables follow the loaded weights."""
+    if isinstance(module, CompactKdEmbedding) and module.projected is not None:
+        module.fast_linear()
 
 
 def export_kd(layer: KdEmbedding) -> CompactKdEmbedding:
