@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,tune,tracking]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,tune,tracking,nmt,onnx]"
 	touch $(STAMP)
 
 # TorchRec for row-wise sharded tables (sharding: row_wise; tests/embeddings/test_sharded.py).
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 torchrec: $(TORCHREC_STAMP)
 
 $(TORCHREC_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,tune,tracking,sharding]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,tune,tracking,nmt,onnx,sharding]"
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt torchrec==1.8.0 fbgemm-gpu-cpu==1.8.0
 	$(BIN)/python -c "import torchrec, fbgemm_gpu"
 	touch $(TORCHREC_STAMP)

@@ -6,8 +6,9 @@ composition), a batch of uniformly random indices is looked up by
 
 * ``nn.Embedding(N, d)`` (the fp32 table),
 * ``CompactKdEmbedding`` on its exact path (gather the D code vectors of each unique row, compose),
-* ``CompactKdEmbedding.fast_linear()`` (one ``embedding_bag`` sum over D rows of precomputed
-  ``(D*K, d)`` projected tables).
+* ``CompactKdEmbedding.fast_linear()`` (``embedlab.embeddings.kd_fast``: the uint8 codes of the
+  batch plus fixed position offsets, one ``embedding_bag`` sum over D rows of the precomputed
+  ``(D*K, d)`` float32 projected tables, the bias folded in).
 
 Throughput is indices per second: each measurement times ``calls`` lookups (``calls`` chosen at
 warm-up so that one measurement lasts about ``--min-time`` seconds), the three variants
@@ -15,11 +16,16 @@ interleaved within every repeat (a slow phase of a shared machine hits all three
 over ``--repeats`` is reported, at every ``--threads`` value (``torch.set_num_threads``).
 Memory: bytes of the fp32 weight; in-memory bytes of the compact layer (codes buffer, code
 embeddings, composition; the fast path's projected table counted apart); bytes of the
-``save_compact`` file (codes bit-packed to ``ceil(log2 K)`` bits). Ratios are compact / nn.Embedding
-(time per index and bytes). Codes and weights are random: lookup cost does not depend on them.
+``save_compact`` file (codes bit-packed to ``ceil(log2 K)`` bits), of a file that would store the
+projected tables instead of code embeddings + composition (computed, for comparison), and of the
+ONNX export (``kd_onnx.export_onnx``: codes one byte each, projected tables; when ``onnx`` is
+installed). Ratios are compact / nn.Embedding (time per index and bytes); ``summary`` holds the
+fast path's ratios beside issue 14's targets (``--targets``). Codes and weights are random:
+lookup cost does not depend on them.
 
-Usage: ``.venv/bin/python benchmarks/kd_lookup.py [--out FILE]``; stdout is one JSON document.
-Run it alone: another CPU-heavy process distorts the timings (the load average is recorded).
+Usage: ``.venv/bin/python benchmarks/kd_lookup.py --threads 2 [--out FILE]``; stdout is one JSON
+document. Run it alone: another CPU-heavy process distorts the timings (the load average is
+recorded).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,10 +46,25 @@ import torch
 from torch import nn
 
 from embedlab.embeddings.config import KdConfig
-from embedlab.embeddings.kd_compact import CompactKdEmbedding, save_compact
+from embedlab.embeddings.kd_compact import CompactKdEmbedding, code_bits, save_compact
 from embedlab.embeddings.kd_compose import build_composition
+from embedlab.embeddings.kd_onnx import export_onnx
+from embedlab.errors import UserError
 
 Lookup = Callable[[torch.Tensor], torch.Tensor]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str:
+    """``HEAD`` of the repository, ``+dirty`` when tracked files differ from it."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def parse_targets(text: str) -> dict[str, float]:
+    """``"16x8:2,32x32:5"`` -> ``{"16x8": 2.0, "32x32": 5.0}`` (KxD: time ratio)."""
+    return {key: float(value) for key, value in (item.split(":") for item in text.split(","))}
 
 
 def parse_tables(text: str) -> list[tuple[str, int, int]]:
@@ -84,6 +106,23 @@ def file_bytes(layer: CompactKdEmbedding) -> int:
         path = Path(folder) / "codes.safetensors"
         save_compact(layer, path)
         return path.stat().st_size
+
+
+def onnx_bytes(layer: CompactKdEmbedding) -> int | None:
+    """Bytes of the ONNX export, ``None`` without the ``onnx`` extra."""
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            return export_onnx(layer, Path(folder) / "kd.onnx").stat().st_size
+    except UserError:  # the onnx package is missing
+        return None
+
+
+def projected_format_bytes(layer: CompactKdEmbedding) -> int:
+    """Payload bytes of a file storing bit-packed codes plus the fp32 projected tables
+    ``(D*K, d)`` instead of code embeddings and composition (no header)."""
+    kd = layer.kd
+    packed = math.ceil(layer.num_rows * kd.D * code_bits(kd.K) / 8)
+    return packed + 4 * kd.D * kd.K * layer.dim
 
 
 def time_calls(fn: Lookup, indices: torch.Tensor, calls: int) -> float:
@@ -134,8 +173,8 @@ def run_case(
     base = timing["nn_embedding"]["seconds_per_batch_median"]
     table_bytes = tensor_bytes([table.weight])
     in_memory = compact_bytes(exact)
-    projected = tensor_bytes([t for t in (fast.projected, fast.projected_bias) if t is not None])
-    on_disk = file_bytes(exact)
+    projected = tensor_bytes([t for t in (fast.projected,) if t is not None])
+    on_disk, on_disk_onnx = file_bytes(exact), onnx_bytes(exact)
     return {
         "table": name,
         "N": rows,
@@ -155,10 +194,24 @@ def run_case(
             "compact_bytes": in_memory,
             "fast_linear_extra_bytes": projected,
             "file_bytes": on_disk,
+            "projected_format_payload_bytes": projected_format_bytes(exact),
+            "onnx_file_bytes": on_disk_onnx,
             "ratio_compact": in_memory / table_bytes,
             "ratio_compact_with_fast_tables": (in_memory + projected) / table_bytes,
             "ratio_file": on_disk / table_bytes,
+            "ratio_onnx_file": None if on_disk_onnx is None else on_disk_onnx / table_bytes,
         },
+    }
+
+
+def summarize(case: dict[str, Any], target: float | None) -> dict[str, Any]:
+    """One line of ``summary``: the fast path's time ratio beside its target (if any)."""
+    ratio = case["time_ratio_fast_linear"]
+    return {
+        **{key: case[key] for key in ("table", "K", "D", "threads")},
+        "time_ratio_fast_linear": round(ratio, 3),
+        "target": target,
+        "met": None if target is None else ratio <= target,
     }
 
 
@@ -173,6 +226,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per measurement")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--targets", default="16x8:2,32x32:5", help="KxD:max time ratio,…")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
@@ -184,14 +238,18 @@ def main() -> None:
         for K, D in parse_codes(args.codes)
         for t in threads
     ]
+    targets = parse_targets(args.targets)
+    summary = [summarize(case, targets.get(f"{case['K']}x{case['D']}")) for case in cases]
     result = {
         "benchmark": "kd_lookup",
+        "commit": git_commit(),
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "wall_seconds": round(time.perf_counter() - start, 1),
+        "summary": summary,
         "cases": cases,
     }
     text = json.dumps(result)

@@ -55,5 +55,5 @@ def test_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a run directory"):
         embedlab.load_run(tmp_path)
     (tmp_path / "config.yaml").write_text("seed: 1\n")
-    with pytest.raises(UserError, match="not the config of a KGE, MF or LM run"):
+    with pytest.raises(UserError, match="not the config of a KGE, MF, LM or NMT run"):
         embedlab.load_run(tmp_path)

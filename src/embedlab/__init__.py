@@ -21,7 +21,7 @@ __all__ = ["__version__", "load_run"]
 
 
 def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu") -> Predictor:
-    """The predictor of a trained run directory (KGE, MF or LM), from its best (else last)
+    """The predictor of a trained run directory (KGE, MF, LM or NMT), from its best (else last)
     checkpoint: see :func:`embedlab.runs.load_run`.
 
     ``import embedlab`` stays light: the task code (and torch) is imported on the first call.

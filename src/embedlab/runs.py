@@ -10,17 +10,23 @@ import yaml
 from embedlab.errors import UserError
 from embedlab.kge.predict import KgePredictor
 from embedlab.lm.predictor import LmPredictor
+from embedlab.nmt.translator import NmtTranslator
 from embedlab.recsys.recommend import MfPredictor
 from embedlab.training.run_dir import RunPaths
 
-Predictor = KgePredictor | MfPredictor | LmPredictor
+Predictor = KgePredictor | MfPredictor | LmPredictor | NmtTranslator
 
 # a key only that task's config has -> the task
-_TASK_KEYS = {"entity_embedding": "kge", "user_embedding": "mf", "token_embedding": "lm"}
+_TASK_KEYS = {
+    "entity_embedding": "kge",
+    "user_embedding": "mf",
+    "token_embedding": "lm",
+    "source_embedding": "nmt",
+}
 
 
 def run_task(run_dir: Path) -> str:
-    """``"kge"``, ``"mf"`` or ``"lm"``: the task of the run directory's ``config.yaml``.
+    """``"kge"``, ``"mf"``, ``"lm"`` or ``"nmt"``: the task of the run directory's ``config.yaml``.
 
     Raises:
         UserError: no ``config.yaml``, or one of no known task.
@@ -34,7 +40,7 @@ def run_task(run_dir: Path) -> str:
         raise UserError(f"{path} is not valid YAML: {exc}") from None
     tasks = {task for key, task in _TASK_KEYS.items() if isinstance(config, dict) and key in config}
     if len(tasks) != 1:
-        raise UserError(f"{path}: not the config of a KGE, MF or LM run")
+        raise UserError(f"{path}: not the config of a KGE, MF, LM or NMT run")
     return tasks.pop()
 
 
@@ -45,7 +51,8 @@ def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu") -> Pred
       ``predict``, ``score``, ``embeddings``), on ``device``;
     - MF: :class:`~embedlab.recsys.recommend.MfPredictor` (``recommend``, ``fold_in``,
       ``predict``, ``embeddings``), on CPU;
-    - LM: :class:`~embedlab.lm.predictor.LmPredictor` (``embeddings``), on CPU.
+    - LM: :class:`~embedlab.lm.predictor.LmPredictor` (``embeddings``), on CPU;
+    - NMT: :class:`~embedlab.nmt.translator.NmtTranslator` (``translate``), on ``device``.
 
     Raises:
         UserError: not a run directory, no checkpoint yet, a dataset that no longer fits it.
@@ -56,4 +63,6 @@ def load_run(run_dir: str | Path, *, device: torch.device | str = "cpu") -> Pred
         return KgePredictor.from_run(run_dir, device=device)
     if task == "mf":
         return MfPredictor.from_run(run_dir)
+    if task == "nmt":
+        return NmtTranslator.from_run(run_dir, device=device)
     return LmPredictor.from_run(run_dir)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -94,6 +96,13 @@ def test_export_codes_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[s
     compact = load_compact(out)
     with torch.no_grad():
         assert torch.equal(compact.all(), model.entities.all())
+        expected = model.entities.all().numpy()
+    onnx_out = tmp_path / "entities.onnx"
+    assert main(["kge", "export-codes", str(run), str(onnx_out), "--format", "onnx"]) == 0
+    session = ort.InferenceSession(str(onnx_out), providers=["CPUExecutionProvider"])
+    ids = np.arange(len(expected), dtype=np.int64)[::-1].copy()
+    (got,) = session.run(None, {"ids": ids})
+    np.testing.assert_allclose(got, expected[ids], rtol=1e-5, atol=1e-5)
     plain = tmp_path / "plain"
     train_run(fast_config("nations", **{"train.max_epochs": 1}), plain)
     assert main(["kge", "export-codes", str(plain), str(out)]) == 2

@@ -104,6 +104,7 @@ def test_bad_groups(tmp_path: Path, text: str, message: str) -> None:
         ("configs/kge/wn18rr/complex-sce.yaml", "kge", "mrr"),
         ("configs/mf/ml-1m/sgd-mf.yaml", "mf", "rmse"),
         ("configs/lm/ptb/small.yaml", "lm", "perplexity"),
+        ("configs/nmt/multi30k/transformer-small-sse.yaml", "nmt", "loss"),
     ],
 )
 def test_task_detection(config: str, task: str, metric: str) -> None:
@@ -113,4 +114,4 @@ def test_task_detection(config: str, task: str, metric: str) -> None:
     spec = detect(path, None)
     assert (spec.name, spec.metric) == (task, metric)
     with pytest.raises(UserError, match="--task"):
-        detect(path, "nmt")
+        detect(path, "gcn")

@@ -128,9 +128,9 @@ def test_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     )
     assert "not a valid config of any task" in capsys.readouterr().err
     assert (
-        main(["tune", "--config", str(base), "--space", str(space), "--task", "nmt", *common]) == 2
+        main(["tune", "--config", str(base), "--space", str(space), "--task", "gcn", *common]) == 2
     )
-    assert "--task 'nmt'" in capsys.readouterr().err
+    assert "--task 'gcn'" in capsys.readouterr().err
     bad = ["--sampler", "bayes"]
     assert main(["tune", "--config", str(base), "--space", str(space), *bad, *common]) == 2
     assert "sampler tpe|random|grid" in capsys.readouterr().err

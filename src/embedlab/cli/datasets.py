@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from embedlab.datasets.kg import KgDataset, load_kg
+from embedlab.datasets.parallel import load_parallel
 from embedlab.datasets.ratings import CUSTOM_FILES, RatingDataset, load_ratings
 from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.resolve import resolve_dataset_dir
@@ -45,6 +46,10 @@ def info(
         corpus = load_corpus(name)
         lines = [f"  vocabulary: {corpus.vocab_size:,} words (<eos> included)"]
         lines += [f"  {split:5s}: {len(ids):,} tokens" for split, ids in corpus.splits.items()]
+    elif kind == "parallel":  # Multi30K's split prefixes and languages
+        prefixes = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
+        splits = load_parallel(name, source="en", target="de", prefixes=prefixes)
+        lines = [f"  {split:5s}: {len(pairs):,} sentence pairs" for split, pairs in splits.items()]
     else:  # side information for another dataset: where its files are
         files = ", ".join(spec.files) if spec is not None else ""
         lines = [f"  {kind} data: {files} in {resolve_dataset_dir(name)}"]

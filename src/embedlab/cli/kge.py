@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from embedlab.cli.kge_predict import predict_command
 from embedlab.distributed import is_main_process
 from embedlab.embeddings.kd import KdEmbedding
 from embedlab.embeddings.kd_compact import export_kd, save_compact
+from embedlab.embeddings.kd_onnx import export_onnx
 from embedlab.errors import UserError
 from embedlab.evaluation.breakdown import relation_table
 from embedlab.kge.config import build_config
@@ -128,17 +130,31 @@ def export(
     typer.echo(f"wrote {out}")
 
 
+class CodesFormat(StrEnum):
+    """File formats of `export-codes`."""
+
+    safetensors = "safetensors"
+    onnx = "onnx"
+
+
 @app.command("export-codes")
 def export_codes(
     run_dir: Path = typer.Argument(..., help="a run directory whose entity table is KD codes"),
-    out: Path = typer.Argument(..., help="output .safetensors file"),
+    out: Path = typer.Argument(..., help="output file (.safetensors or .onnx)"),
+    fmt: CodesFormat = typer.Option(
+        CodesFormat.safetensors, "--format", help="safetensors (embedlab) | onnx (any runtime)"
+    ),
 ) -> None:
-    """Write the entity table's KD codes (ceil(log2 K) bits each), code embeddings and
-    composition to a safetensors file; load it with ``embedlab.embeddings.load_compact``."""
+    """Write the entity table's KD codes: ``safetensors`` (codes ceil(log2 K) bits each, code
+    embeddings, composition; load it with ``embedlab.embeddings.load_compact``) or ``onnx``
+    (entity ids (batch,) int64 -> vectors (batch, d); needs the onnx extra)."""
     _, _, model = load_run(run_dir)
     if not isinstance(model.entities, KdEmbedding):
         raise UserError(f"{run_dir}: entity_embedding.kind is not kd; use `embedlab kge export`")
-    save_compact(export_kd(model.entities), out)
+    if fmt is CodesFormat.onnx:
+        export_onnx(export_kd(model.entities), out)
+    else:
+        save_compact(export_kd(model.entities), out)
     typer.echo(f"wrote {out} ({out.stat().st_size} bytes)")
 
 

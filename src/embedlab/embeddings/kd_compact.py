@@ -13,18 +13,13 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from embedlab.embeddings import kd_fast
 from embedlab.embeddings.config import KdConfig
 from embedlab.embeddings.kd import KdEmbedding
-from embedlab.embeddings.kd_compose import (
-    Composition,
-    LinearComposition,
-    build_composition,
-    gather_code_vectors,
-)
+from embedlab.embeddings.kd_compose import Composition, build_composition, gather_code_vectors
 from embedlab.errors import UserError
 
 FORMAT = "embedlab-kd-codes/1"
@@ -64,16 +59,21 @@ def unpack_codes(packed: torch.Tensor, bits: int, shape: tuple[int, ...]) -> tor
 
 class CompactKdEmbedding(nn.Module):
     """Inference KD layer: ``codes (N, D)`` (uint8/int16/int32 in memory), ``codebook
-    (D or 1, K, d')`` and the composition; ``forward(indices)``: ``S -> S + (d,)``.
+    (D or 1, K, d')`` and the composition; ``forward(indices)``: ``S -> S + (d,)``, float32.
 
     ``forward`` gathers the D code vectors and composes them with the trained composition module:
     the same operations as the trained layer's evaluation mode, hence the same bits.
     :meth:`fast_linear` precomputes, for a linear composition, the projected per-position tables
-    ``(D*K, d)`` so that a lookup is one ``embedding_bag`` sum of D rows (equal up to float rounding).
+    ``(D*K, d)`` so that a lookup is one ``embedding_bag`` sum of D rows (equal up to float
+    rounding; :mod:`embedlab.embeddings.kd_fast`).
+
+    Raises (forward):
+        IndexError: an index outside ``[0, N)`` (negative ones included), with the range.
     """
 
     codes: torch.Tensor
     offsets: torch.Tensor
+    projected: torch.Tensor | None
 
     def __init__(
         self, *, codes: torch.Tensor, codebook: torch.Tensor, compose: Composition, config: KdConfig
@@ -84,39 +84,35 @@ class CompactKdEmbedding(nn.Module):
         self.codebook = nn.Parameter(codebook, requires_grad=False)
         self.compose = compose.requires_grad_(False)
         self.dim = compose.dim
-        offsets = torch.arange(config.D, device=codes.device) * config.K  # (D,)
+        offsets = kd_fast.position_offsets(config.K, config.D, device=codes.device)  # (D,)
         self.register_buffer("offsets", offsets, persistent=False)
-        self.projected: torch.Tensor | None = None
-        self.projected_bias: torch.Tensor | None = None
+        self.register_buffer("projected", None, persistent=False)
+        self.register_load_state_dict_post_hook(_refresh_projected)
 
     @property
     def num_rows(self) -> int:
         return int(self.codes.shape[0])
 
     def fast_linear(self) -> CompactKdEmbedding:
-        """Precompute ``(D*K, d)`` projected code tables (linear composition only); afterwards
-        ``forward`` is ``sum_j T[j*K + c^j] + b``. Returns ``self``.
+        """Precompute the projected code tables ``T (D*K, d)`` float32 (linear composition only;
+        the bias folded into position 0's rows; computed in float64, rounded once); afterwards
+        ``forward`` is ``sum_j T[j*K + c^j]``, one ``embedding_bag``. Returns ``self``.
+        ``load_state_dict`` recomputes ``T``; after changing the weights in place, call again.
 
         Raises:
             UserError: the composition is not linear.
         """
-        comp = self.compose
-        if type(comp) is not LinearComposition:
-            raise UserError("fast_linear needs kd.composition=linear")
-        book = self.codebook.expand(self.kd.D, -1, -1)
-        scale = 1.0 if comp.reduce == "sum" else 1.0 / self.kd.D
-        with torch.no_grad():
-            table = book @ comp.proj.weight.T * scale  # (D, K, d)
-        self.projected = table.reshape(-1, self.dim).contiguous()
-        self.projected_bias = comp.proj.bias.detach()
+        self.projected = kd_fast.projected_table(self.codebook, self.compose, D=self.kd.D)
         return self
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         flat = indices.reshape(-1)
-        if self.projected is not None and self.projected_bias is not None:
-            codes = self.codes[flat].long() + self.offsets  # (B, D) rows of the (D*K, d) table
-            summed = F.embedding_bag(codes, self.projected, mode="sum")  # (B, d)
-            out = summed + self.projected_bias
+        try:
+            rows = self.codes.index_select(0, flat)  # (B, D); raises on ids outside [0, N)
+        except IndexError as err:
+            raise kd_fast.out_of_range(flat, self.num_rows) from err
+        if self.projected is not None:
+            out = kd_fast.bag_lookup(self.projected, rows, self.offsets)  # (B, d)
         else:  # composed once per unique row, as KdEmbedding.lookup: the same bits
             unique, inverse = torch.unique(flat, return_inverse=True)
             vectors = gather_code_vectors(self.codebook, self.codes[unique])  # (U, D, d')
@@ -126,6 +122,12 @@ class CompactKdEmbedding(nn.Module):
     def all(self) -> torch.Tensor:
         """Every row ``(N, d)``."""
         return self(torch.arange(self.num_rows, device=self.codes.device))
+
+
+def _refresh_projected(module: nn.Module, _incompatible: object) -> None:
+    """Post-hook of ``load_state_dict``: projected tables follow the loaded weights."""
+    if isinstance(module, CompactKdEmbedding) and module.projected is not None:
+        module.fast_linear()
 
 
 def export_kd(layer: KdEmbedding) -> CompactKdEmbedding:

@@ -24,6 +24,10 @@ class Callback:
     def after_backward(self, loop: Loop) -> None:
         """Between ``loss.backward()`` and ``optimizer.step()`` (autograd tasks only)."""
 
+    def on_epoch_end(self, loop: Loop) -> None:
+        """After an epoch's training and its trace event, before its validation and checkpoint
+        (e.g. NMT's per-epoch model snapshots for checkpoint averaging)."""
+
     def epoch_fields(self, loop: Loop, loss: float) -> dict[str, Any]:
         """Extra fields of the trace's ``epoch`` event (``loss``: mean loss per row)."""
         return {}

@@ -328,6 +328,8 @@ class Loop:
                 epoch_seconds=seconds, seconds=self.state.seconds,
                 **{k: v for c in self.callbacks for k, v in c.epoch_fields(self, loss).items()},
             )  # fmt: skip
+            for callback in self.callbacks:
+                callback.on_epoch_end(self)
             last = self.state.epoch == self.config.max_epochs or self.state.stop_reason
             if self.state.epoch % self.eval_every == 0 or last:
                 self._validate(generator)
@@ -354,15 +356,19 @@ class Loop:
         splits: Sequence[str],
         extra: dict[str, Any] | None = None,
         wall_start: float | None = None,
+        select: Callable[[torch.nn.Module], None] | None = None,
     ) -> dict[str, Any]:
         """Evaluate the selected model on ``splits``, write ``metrics.json``, trace ``test``.
 
         The selected model is ``checkpoints/best`` where the task selects on a metric and a best
-        checkpoint exists, else the last state. ``metrics.json``: one key per split, then
+        checkpoint exists, else the last state; ``select`` (e.g. NMT's checkpoint averaging)
+        loads its own choice into the model instead. ``metrics.json``: one key per split, then
         ``best_epoch``, ``timing`` and the task's ``extra`` keys (ARCHITECTURE.md, run contract).
         """
         model = self.task.model
-        if self.task.metric is not None and self._exists(self.paths.best):
+        if select is not None:
+            select(model)
+        elif self.task.metric is not None and self._exists(self.paths.best):
             load_checkpoint(self.paths.best, model=model, map_location=self.device)
         model.eval()
         metrics: dict[str, Any] = {split: evaluate(split) for split in splits}

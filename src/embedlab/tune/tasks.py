@@ -17,6 +17,7 @@ from embedlab.config.io import build_typed_config
 from embedlab.errors import UserError
 from embedlab.kge.config import KgeConfig
 from embedlab.lm.config import LmConfig
+from embedlab.nmt.config import NmtConfig
 from embedlab.recsys.config import MfConfig
 
 
@@ -32,6 +33,9 @@ TASKS: dict[str, TaskSpec] = {
     "kge": TaskSpec(name="kge", metric="mrr", direction="maximize", config_class=KgeConfig),
     "mf": TaskSpec(name="mf", metric="rmse", direction="minimize", config_class=MfConfig),
     "lm": TaskSpec(name="lm", metric="perplexity", direction="minimize", config_class=LmConfig),
+    # valid NLL per target token: in every valid event and in metrics.json["valid"]; the valid
+    # events' BLEU is greedy on a subset (bleu_greedy), too noisy to prune on
+    "nmt": TaskSpec(name="nmt", metric="loss", direction="minimize", config_class=NmtConfig),
 }
 
 
