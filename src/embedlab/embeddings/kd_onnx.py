@@ -16,6 +16,7 @@ Exported with torch's TorchScript-based exporter (``dynamo=False``: no onnxscrip
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
 
@@ -48,7 +49,9 @@ class OnnxKdLookup(nn.Module):
         kd = layer.kd
         self.linear = type(layer.compose) is LinearComposition
         self.register_buffer("codes", layer.codes.detach().clone())  # (N, D)
-        self.register_buffer("offsets", torch.arange(kd.D) * kd.K)  # (D,) int64
+        self.register_buffer(
+            "offsets", torch.arange(kd.D, device=layer.codes.device) * kd.K
+        )  # (D,) int64
         if self.linear:
             table = kd_fast.projected_table(layer.codebook, layer.compose, D=kd.D)  # (D*K, d)
         else:
@@ -75,12 +78,10 @@ def export_onnx(layer: CompactKdEmbedding, path: Path) -> Path:
     Raises:
         UserError: the ``onnx`` package is not installed.
     """
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs it for the checker)
-    except ImportError as err:
-        raise UserError("ONNX export needs the onnx extra: pip install 'embedlab[onnx]'") from err
+    if importlib.util.find_spec("onnx") is None:  # torch's exporter needs it for the checker
+        raise UserError("ONNX export needs the onnx extra: pip install 'embedlab[onnx]'")
     module = OnnxKdLookup(layer=layer).cpu().eval()
-    example = torch.zeros(2, dtype=torch.int64)
+    example = torch.zeros(2, dtype=torch.int64, device="cpu")
     path = Path(path)
     with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation
         warnings.simplefilter("ignore", category=DeprecationWarning)
