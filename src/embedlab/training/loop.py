@@ -333,11 +333,8 @@ class Loop:
             last = self.state.epoch == self.config.max_epochs or self.state.stop_reason
             if self.state.epoch % self.eval_every == 0 or last:
                 self._validate(generator)
-            if (
-                self.state.epoch % self.config.checkpoint_every == 0
-                or last
-                or self.state.stop_reason
-            ):
+            due = self.state.epoch % self.config.checkpoint_every == 0
+            if due or last or self.state.stop_reason:
                 self._save(self.paths.last, generator)
         if self.state.stop_reason is None:
             self.state.stop_reason = "max epochs reached"
