@@ -12,6 +12,7 @@ from torch import nn
 
 from embedlab.embeddings.factory import build_embedding
 from embedlab.embeddings.graph import RowGraph
+from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.kge.config import KgeConfig
 from embedlab.kge.interactions import (
     Interaction,
@@ -21,6 +22,8 @@ from embedlab.kge.interactions import (
     score_all_tails,
     score_candidates,
 )
+from embedlab.kge.interactions.base import distance_kind
+from embedlab.kge.interactions.gathered_distance import gathered_distance_scores
 
 
 class KgeModel(nn.Module):
@@ -116,13 +119,27 @@ class KgeModel(nn.Module):
             per query); candidates are looked up per row.
         """
         h, r = self.entities(subjects), self.relations(relations)  # (Q, d), (Q, d_r)
-        t = self.entities.apply_dropout(self.entities.lookup(candidates))  # (Q, k, d), no SSE
         inter = self.interaction
+        if isinstance(inter, TailDistanceInteraction) and self._whole_table_candidates():
+            kind = distance_kind(inter)
+            if kind is not None:  # (N, d) table: no dropout active, no SSE on candidates
+                table = self.entities.lookup_all()
+                return gathered_distance_scores(kind, inter.anchor(h, r), table, candidates)
+        t = self.entities.apply_dropout(self.entities.lookup(candidates))  # (Q, k, d), no SSE
         if isinstance(inter, TailLinearInteraction):
             return (t @ inter.query(h, r).unsqueeze(2)).squeeze(2)  # (Q, k, d) @ (Q, d, 1)
         if isinstance(inter, TailDistanceInteraction):
             return score_candidates(inter, inter.anchor(h, r), t)
         return inter.score(h.unsqueeze(1), r.unsqueeze(1), t)
+
+    def _whole_table_candidates(self) -> bool:
+        """Whether candidate rows can be read from the entity table inside the gathered distance
+        kernel: a plain local table (KD codes would compose all N rows; a sharded table's
+        ``lookup_all`` is a collective) and no dropout drawing a mask per candidate row (eval
+        mode or ``p = 0``)."""
+        entities = self.entities
+        no_dropout = not entities.training or entities.dropout == 0.0
+        return no_dropout and isinstance(entities, EmbeddingTable)
 
     def penalty(self, triples: torch.Tensor) -> torch.Tensor:
         """Regularization for a batch of ``(B, 3)`` triples (scalar), see
