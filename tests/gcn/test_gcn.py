@@ -184,3 +184,19 @@ def test_cli_train_evaluate_and_user_errors(
     assert main(["gcn", "--help"]) == 0
     helptext = capsys.readouterr().out
     assert "train" in helptext and "evaluate" in helptext
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "gcn").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_validate_and_state_their_compression(path: Path) -> None:
+    from embedlab.embeddings.compression import kd_table_bits
+
+    cfg = build_typed_config(GcnConfig, path=path)
+    assert cfg.dataset == path.parent.name
+    table = cfg.node_embedding
+    assert (table.kind == "kd") == path.stem.endswith("-kd")
+    if table.kind == "kd":  # the ratio its comment states
+        bits = kd_table_bits(num_rows=2708, dim=cfg.model.embedding_dim, config=table.kd)
+        assert f"{bits['ratio']:.1f}x" in path.read_text()
