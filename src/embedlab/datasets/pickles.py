@@ -84,6 +84,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     """Resolves only :data:`ALLOWED_GLOBALS`; any other global raises ``UnpicklingError``."""
 
     def find_class(self, module: str, name: str) -> Any:
+        """The allowed object for ``module.name``.
+
+        Raises:
+            pickle.UnpicklingError: any global outside :data:`ALLOWED_GLOBALS`.
+        """
         found = ALLOWED_GLOBALS.get((module, name))
         if found is None:
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")

@@ -50,14 +50,17 @@ class PlanetoidGraph:
 
     @property
     def num_nodes(self) -> int:
+        """N, the nodes of the graph."""
         return int(self.labels.shape[0])
 
     @property
     def num_features(self) -> int:
+        """F, the width of a feature row."""
         return int(self.features.shape[1])
 
     @property
     def num_classes(self) -> int:
+        """C, one more than the largest label."""
         return int(self.labels.max()) + 1
 
     def class_counts(self) -> list[int]:

@@ -70,24 +70,31 @@ class GcnTask:
         self.splits = {name: ids.to(device) for name, ids in graph.splits.items()}
 
     def build_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over every parameter at ``train.lr`` (Kipf & Welling)."""
         return build_optimizer(self.model.parameters(), name="adam", lr=self.config.train.lr)
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """No learning-rate schedule (``None``)."""
         return None
 
     def num_batches(self) -> int:
+        """One: the whole graph."""
         return 1
 
     def batches(self, generator: torch.Generator) -> Iterator[FullBatch]:
+        """The epoch's one batch, ``"train"`` (nothing is shuffled)."""
         yield "train"
 
     def local_batch(self, batch: FullBatch, world: World) -> tuple[FullBatch, float]:
+        """``(batch, 1.0)``: one process."""
         return batch, 1.0
 
     def global_penalty(self, batch: FullBatch) -> None:
+        """``None``: :meth:`train_step` includes the penalty (one process)."""
         return None
 
     def train_step(self, batch: FullBatch) -> Step:
+        """Forward over all N nodes, loss on the ``batch`` split's nodes (see the class)."""
         nodes = self.splits[batch]
         logits = self.model(self.adjacency, self.features)  # (N, C)
         loss, _ = cross_entropy_and_accuracy(logits, self.labels, nodes)
@@ -105,4 +112,5 @@ class GcnTask:
         return {"accuracy": accuracy, "loss": float(loss), "nodes": int(nodes.numel())}
 
     def validate(self) -> dict[str, Any]:
+        """:meth:`evaluate` on ``valid``."""
         return self.evaluate("valid")
