@@ -230,3 +230,41 @@ def test_analysis_and_export_follow_their_inputs(device: torch.device) -> None:
         unpack_codes(pack_codes(codes, 2), 2, tuple(codes.shape))
     assert tracker.device_ops > 0
     assert not tracker.problems, summary(tracker)
+
+
+GCN_CASES = {
+    "features": [],
+    "both-lookup-sse-l2": [
+        "model.features=both", "node_embedding.sse.kind=se", "node_embedding.dropout=0.1",
+        "node_embedding.regularize.kind=lp", "node_embedding.regularize.weight=0.01",
+    ],
+    "kd-online": [
+        "model.features=embedding", "node_embedding.kind=kd", "node_embedding.kd.K=4",
+        "node_embedding.kd.D=3", "node_embedding.kd.guidance=online",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("over", GCN_CASES.values(), ids=GCN_CASES.keys())
+def test_gcn_step_and_validation_stay_on_the_device(
+    tmp_path: Path, over: list[str], device: torch.device
+) -> None:
+    from embedlab.config.io import build_typed_config
+    from embedlab.datasets.planetoid import load_planetoid
+    from embedlab.gcn.config import GcnConfig
+    from embedlab.gcn.run import build_model
+    from embedlab.gcn.task import GcnTask
+    from tests.gcn.planetoid_files import write_planetoid
+
+    data = write_planetoid(tmp_path / "graph")
+    config = build_typed_config(
+        GcnConfig, overrides=[f"dataset={data}", "data.valid_size=10", *over]
+    )
+    graph = load_planetoid(config.dataset, valid_size=10)
+    torch.manual_seed(0)
+    model = build_model(config, graph).to(device)
+    with DeviceTracker() as tracker:
+        tracker.place_module(model)
+        one_step(GcnTask(model=model, graph=graph, config=config, device=device), tracker)
+    assert tracker.device_ops > 0
+    assert not tracker.problems, summary(tracker)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-PACKAGES = ("kge", "evaluation", "losses", "embeddings", "recsys", "lm")
+PACKAGES = ("kge", "evaluation", "losses", "embeddings", "recsys", "lm", "gcn")
 FACTORIES = frozenset(
     {"arange", "zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm"}
     | {"tensor", "linspace", "eye"}

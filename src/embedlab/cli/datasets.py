@@ -8,6 +8,7 @@ import typer
 
 from embedlab.datasets.kg import KgDataset, load_kg
 from embedlab.datasets.parallel import load_parallel
+from embedlab.datasets.planetoid import load_planetoid
 from embedlab.datasets.ratings import CUSTOM_FILES, RatingDataset, load_ratings
 from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.resolve import resolve_dataset_dir
@@ -35,9 +36,10 @@ def info(
     spec = REGISTRY.get(name)
     if spec is not None:
         kind = spec.kind
-    else:  # a custom directory: ratings when it holds train.tsv and test.tsv, else a KG
+    else:  # a custom directory: ratings (train.tsv, test.tsv), a graph (ind.*.graph), or a KG
         folder = Path(name).expanduser()
         kind = "ratings" if all((folder / f).is_file() for f in CUSTOM_FILES) else "kg"
+        kind = "graph" if any(folder.glob("ind.*.graph")) else kind
     if kind == "ratings":
         lines = _ratings_lines(load_ratings(name, protocol=protocol))
     elif kind == "kg":
@@ -50,6 +52,13 @@ def info(
         prefixes = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
         splits = load_parallel(name, source="en", target="de", prefixes=prefixes)
         lines = [f"  {split:5s}: {len(pairs):,} sentence pairs" for split, pairs in splits.items()]
+    elif kind == "graph":
+        graph = load_planetoid(name)
+        lines = [
+            f"  nodes: {graph.num_nodes:,}  features: {graph.num_features:,}  classes: "
+            f"{graph.num_classes}  undirected edges: {graph.edges.shape[1]:,}"
+        ]
+        lines += [f"  {split:5s}: {len(ids):,} nodes" for split, ids in graph.splits.items()]
     else:  # side information for another dataset: where its files are
         files = ", ".join(spec.files) if spec is not None else ""
         lines = [f"  {kind} data: {files} in {resolve_dataset_dir(name)}"]

