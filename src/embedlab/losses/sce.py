@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from embedlab.compiling import Kernel
-from embedlab.losses.sce_low import blocked_sce_low
+from embedlab.losses.sce_low import blocked_sce_low, scale_candidate_grad
 
 BLOCK_BYTES = 8 * 2**20  # one (rows, N) float32 score block, sized for the last-level cache
 LOW_BLOCK_FACTOR = 4  # bf16: 4x the rows per score block (AMX products want taller blocks)
@@ -124,7 +124,8 @@ class _BlockedSce(torch.autograd.Function):
         q_mm, c_mm = queries.to(low), candidates.to(low)
         grad_q: torch.Tensor | None = None
         grad_c: torch.Tensor | None = None
-        if need_grad and low != queries.dtype:
+        ctx.transposed = need_grad and low != queries.dtype  # grad_c: bf16 (d, N)
+        if ctx.transposed:
             total, grad_q, grad_c = blocked_sce_low(
                 q_mm, c_mm, targets, weights, lam, block_rows * LOW_BLOCK_FACTOR
             )
@@ -141,6 +142,8 @@ class _BlockedSce(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         grad_q, grad_c = ctx.saved_tensors
+        if ctx.transposed:  # bf16 (d, N) -> fp32 (N, d), scaled
+            return grad_out * grad_q, scale_candidate_grad(grad_c, grad_out), None, None, None, None
         return grad_out * grad_q, grad_out * grad_c, None, None, None, None
 
 

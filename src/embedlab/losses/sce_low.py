@@ -50,7 +50,8 @@ def blocked_sce_low(
     block_rows: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``q (B, d)``, ``c (N, d)`` in bf16, ``targets (B,)``, fp32 ``weights (B,)`` ->
-    (float64 loss sum ``Σ_b w_b * sce_ls_b``, fp32 ``∂/∂q (B, d)``, fp32 ``∂/∂c (N, d)``).
+    (float64 loss sum ``Σ_b w_b * sce_ls_b``, fp32 ``∂/∂q (B, d)``, bf16 ``(∂/∂c).T (d, N)``;
+    :func:`scale_candidate_grad` turns the last into the fp32 ``(N, d)`` gradient).
 
     ``sce_ls_b = lse_b - (1 - λ) s_{b,y_b} - λ mean_i s_{b,i}`` (eq. 17; λ = 0: eq. 5), with
     ``lse_b = m_b + log Σ exp(s - m_b)`` from the bf16 scores in fp32.
@@ -75,6 +76,14 @@ def blocked_sce_low(
             g_y = g_y - (lam / num) * w
         out[rows, y] = (g_y - (1.0 - lam) * w).to(out.dtype)
     grad_q = (grad @ c).float()  # (B, d)
-    grad_c = torch.empty(c.shape, dtype=torch.float32, device=c.device)  # (N, d)
-    grad_c.copy_((q.T.contiguous() @ grad).T)  # (d, N) product, transposed into place
-    return total, grad_q, grad_c
+    grad_c_t = q.T.contiguous() @ grad  # (d, N)
+    return total, grad_q, grad_c_t
+
+
+def _scale_transposed(grad_t: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """bf16 ``grad_t (d, N)``, fp32 scalar -> fp32 contiguous ``(N, d) = grad_t.T * scale``
+    (one compiled pass: transposed read, cast, scale; the same values as cast-then-scale)."""
+    return (grad_t.T.float() * scale).contiguous()
+
+
+scale_candidate_grad = Kernel(_scale_transposed)
