@@ -17,18 +17,21 @@ def _round(x: torch.Tensor) -> torch.Tensor:
 
 
 def _oracle(
-    q: torch.Tensor, c: torch.Tensor, y: torch.Tensor, lam: float
+    q: torch.Tensor, c: torch.Tensor, y: torch.Tensor, lam: float, w: torch.Tensor | None = None
 ) -> tuple[float, torch.Tensor, torch.Tensor]:
-    """Loss and gradients with bf16 operands and bf16-rounded products, in float64."""
+    """Loss and gradients with bf16 operands and bf16-rounded products, in float64: the
+    weighted softmax gradient ``w_b (softmax - (1 - λ) onehot - λ / N)`` is rounded to bf16
+    once (the kernel's ``(B, N)`` matrix), each product's output once."""
     q16, c16 = _round(q), _round(c)
+    w64 = torch.ones(len(q), dtype=torch.float64) if w is None else w.double()
     scores = _round(q16 @ c16.T)  # (B, N): the bf16 product output
     rows = torch.arange(len(q))
     lse = torch.logsumexp(scores, 1)
-    loss = (lse - (1 - lam) * scores[rows, y] - lam * scores.mean(1)).sum()
+    loss = (w64 * (lse - (1 - lam) * scores[rows, y] - lam * scores.mean(1))).sum()
     d = torch.softmax(scores, 1)
     d[rows, y] -= 1 - lam
     d -= lam / c.shape[0]
-    p16 = _round(d)
+    p16 = _round(d * w64.unsqueeze(1))
     return float(loss), _round(p16 @ c16), _round(p16.T @ q16)
 
 
@@ -69,3 +72,23 @@ def test_fp32_and_fp64_paths_do_not_round() -> None:
     rq, rc = torch.autograd.grad(ref, (q, c))
     torch.testing.assert_close(gq, rq, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(gc, rc, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 6.0])  # 6: peaked rows, softmax(target) near 1
+def test_bf16_kernel_with_weights_and_label_smoothing(scale: float) -> None:
+    """Per-example weights (eq. 16) and λ together, blocks of 5 rows + a remainder; with
+    ``scale`` 6 most rows put almost all mass on the target, where ``softmax - 1`` is tiny and
+    must still be computed in fp32 before its one rounding."""
+    g = torch.Generator().manual_seed(3)
+    c = torch.randn(400, 24, generator=g, requires_grad=True)
+    y = torch.randint(0, 400, (23,), generator=g)
+    q = (scale * c.detach()[y] + 0.3 * torch.randn(23, 24, generator=g)).requires_grad_()
+    w = torch.rand(23, generator=g) + 0.5
+    lam = 0.1
+    with autocast(torch.device("cpu"), "bf16"):
+        low = sce_tail_linear(q, c, y, label_smoothing=lam, weights=w, block_bytes=4 * 400 * 5)
+    lq, lc = torch.autograd.grad(low, (q, c))
+    loss, oq, oc = _oracle(q.detach(), c.detach(), y, lam, w)
+    assert low.item() == pytest.approx(loss, rel=1e-5, abs=1e-4)
+    assert (lq.double() - oq).norm() / oq.norm() < 2e-3
+    assert (lc.double() - oc).norm() / oc.norm() < 2e-3

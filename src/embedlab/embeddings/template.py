@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from embedlab.embeddings.config import EmbeddingConfig, RegularizeConfig
+from embedlab.embeddings.fast_dropout import dropout16
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.sse import build_sse
 
@@ -22,6 +23,16 @@ def weighted_lp(
     over the unique rows ``rows (U, d)`` with their ``counts (U,)`` (``n3``: p = 3)."""
     p = 3 if reg.kind == "n3" else reg.p
     return reg.weight / p * (rows.abs().pow(p) * counts.unsqueeze(1)).sum() / num_indices
+
+
+def _low_precision(x: torch.Tensor) -> bool:
+    """Whether ``x`` is fp32 under bf16 autocast on its device (the bf16 training step)."""
+    kind = x.device.type
+    return (
+        x.dtype == torch.float32
+        and torch.is_autocast_enabled(kind)
+        and torch.get_autocast_dtype(kind) == torch.bfloat16
+    )
 
 
 class EmbeddingLayer(nn.Module):
@@ -77,7 +88,12 @@ class EmbeddingLayer(nn.Module):
 
         Same distribution as ``nn.Dropout``; the mask comes from ``rand_like`` (about 2x faster
         than ``bernoulli_`` on CPU, which matters when the whole table is dropped out per batch).
+        Under bf16 autocast an fp32 ``x`` is dropped out from 16-bit uniforms in one compiled
+        pass instead (:mod:`embedlab.embeddings.fast_dropout`: keep probability ``1 - p`` to
+        ``2^-17``, expected value unchanged).
         """
+        if self.training and self.dropout and _low_precision(x):
+            return dropout16(x, self.dropout)
         mask = self.dropout_mask(x)
         return x if mask is None else x * mask
 

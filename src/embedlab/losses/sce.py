@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from embedlab.compiling import Kernel
+from embedlab.losses.sce_low import blocked_sce_low, scale_candidate_grad
 
 BLOCK_BYTES = 8 * 2**20  # one (rows, N) float32 score block, sized for the last-level cache
 LOW_BLOCK_FACTOR = 4  # bf16: 4x the rows per score block (AMX products want taller blocks)
@@ -66,6 +67,36 @@ def _softmax_grad(
 _SOFTMAX_GRAD = Kernel(_softmax_grad)
 
 
+def _blocked_sce(
+    q: torch.Tensor,
+    c: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    lam: float,
+    block_rows: int,
+    with_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Full-precision pass (and any pass without gradients): ``q (B, d)``, ``c (N, d)`` ->
+    (float64 loss sum, ``∂/∂q (B, d)``, ``∂/∂c (N, d)``; None without ``with_grad``), both
+    gradient products per block. Scores of bf16 operands (no-grad calls under autocast) are
+    softmaxed in fp32."""
+    dtype = torch.promote_types(q.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
+    grad_q = torch.empty(q.shape, dtype=dtype, device=q.device) if with_grad else None
+    grad_c = torch.zeros(c.shape, dtype=dtype, device=c.device) if with_grad else None
+    total = torch.zeros((), dtype=torch.float64, device=q.device)
+    with torch.autocast(q.device.type, enabled=False):
+        for start in range(0, len(q), block_rows):
+            qb = q[start : start + block_rows]  # (b, d)
+            y = targets[start : start + block_rows]  # (b,)
+            w = weights[start : start + block_rows]  # (b,)
+            row_loss, probs = _SOFTMAX_GRAD(qb @ c.T, y, w, lam, dtype)  # (b,), (b, N)
+            total += row_loss.sum(dtype=torch.float64)
+            if grad_q is not None and grad_c is not None:
+                torch.mm(probs, c, out=grad_q[start : start + block_rows])  # (b, d)
+                grad_c.addmm_(probs.T, qb)  # (N, d)
+    return total, grad_q, grad_c
+
+
 class _BlockedSce(torch.autograd.Function):
     """Forward computes the loss and both gradients block by block; backward scales them.
 
@@ -85,41 +116,23 @@ class _BlockedSce(torch.autograd.Function):
     ) -> torch.Tensor:
         lam = label_smoothing  # λ of eq. 17
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        grad_q = torch.empty_like(queries) if need_grad else None
-        grad_c = torch.zeros_like(candidates) if need_grad else None
-        total = queries.new_zeros((), dtype=torch.float64)
-        num = candidates.shape[0]
-        dtype = torch.promote_types(queries.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
         # bf16 autocast: operands cast ONCE per call (autocast would re-cast the (N, d)
-        # candidates for every block and product unless they are a leaf); the score products
-        # run per block, the softmax gradient of every block is kept as one bf16 (B, N) matrix
-        # and both gradient products run once over the whole batch (per-block (N, d) products
-        # cost more in memory traffic than they save). oneDNN accumulates in fp32 and rounds
-        # each product to bf16; log-sum-exp and softmax stay fp32.
+        # candidates for every block and product unless they are a leaf); training runs
+        # sce_low's pass (bf16 products with fp32 accumulation, fp32 softmax, one bf16 (B, N)
+        # gradient matrix, both gradient products once per batch).
         low = _product_dtype(queries)
         q_mm, c_mm = queries.to(low), candidates.to(low)
-        probs_all, grad_dtype = None, dtype
-        if need_grad and low != queries.dtype:
-            grad_dtype = low
-            probs_all = queries.new_empty((len(queries), num), dtype=low)  # (B, N)
-            block_rows *= LOW_BLOCK_FACTOR
-        with torch.autocast(queries.device.type, enabled=False):
-            for start in range(0, len(queries), block_rows):
-                q = q_mm[start : start + block_rows]  # (b, d)
-                y = targets[start : start + block_rows]  # (b,)
-                w = weights[start : start + block_rows]  # (b,)
-                row_loss, probs = _SOFTMAX_GRAD(q @ c_mm.T, y, w, lam, grad_dtype)  # (b,), (b, N)
-                total += row_loss.sum(dtype=torch.float64)
-                if grad_q is None or grad_c is None:
-                    continue
-                if probs_all is not None:
-                    probs_all[start : start + block_rows] = probs
-                else:
-                    torch.mm(probs, c_mm, out=grad_q[start : start + block_rows])  # (b, d)
-                    grad_c.addmm_(probs.T, q)  # (N, d)
-            if probs_all is not None and grad_q is not None and grad_c is not None:
-                grad_q.copy_(probs_all @ c_mm)  # (B, d)
-                grad_c.copy_(probs_all.T @ q_mm)  # (N, d)
+        grad_q: torch.Tensor | None = None
+        grad_c: torch.Tensor | None = None
+        ctx.transposed = need_grad and low != queries.dtype  # grad_c: bf16 (d, N)
+        if ctx.transposed:
+            total, grad_q, grad_c = blocked_sce_low(
+                q_mm, c_mm, targets, weights, lam, block_rows * LOW_BLOCK_FACTOR
+            )
+        else:
+            total, grad_q, grad_c = _blocked_sce(
+                q_mm, c_mm, targets, weights, lam, block_rows, need_grad
+            )
         ctx.save_for_backward(
             grad_q if grad_q is not None else queries.new_empty(0),
             grad_c if grad_c is not None else candidates.new_empty(0),
@@ -129,6 +142,8 @@ class _BlockedSce(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         grad_q, grad_c = ctx.saved_tensors
+        if ctx.transposed:  # bf16 (d, N) -> fp32 (N, d), scaled
+            return grad_out * grad_q, scale_candidate_grad(grad_c, grad_out), None, None, None, None
         return grad_out * grad_q, grad_out * grad_c, None, None, None, None
 
 
