@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from embedlab.compiling import Kernel, compile_enabled
-from embedlab.kge.interactions.distance_kernels import EPS, DistanceKind
+from embedlab.kge.interactions.distance_kernels import EPS, DistanceKind, l1_weights
 
 FORWARD_CANDIDATES = 2**15  # compiled forward block: rows * k candidate rows (~32 rows at k=1025)
 BACKWARD_CANDIDATES = 2**13  # compiled backward block: its (rows, k, d) gradient is ~16 MB at d=500
@@ -65,7 +65,7 @@ def _backward_block(kind: DistanceKind) -> Callable[..., torch.Tensor]:
     ) -> torch.Tensor:
         diff = a.unsqueeze(1) - table[ids]  # (r, k, d)
         if kind == "l1":
-            s = diff.sign() * g.unsqueeze(2)
+            s = l1_weights(diff, g.unsqueeze(2))
         elif kind == "l2":
             dist = (diff * diff).sum(-1, keepdim=True).add(EPS).sqrt()  # (r, k, 1)
             s = diff * (g.unsqueeze(2) / dist)
