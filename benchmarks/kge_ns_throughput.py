@@ -9,6 +9,9 @@ embedlab scores each triple in both directions (reciprocal relations) with ``neg
 ``negatives.tail`` = 128, i.e. 256 negatives per triple as well (plus one more positive score).
 Each side times ``--batches`` steps (forward, backward, optimizer step, sampling included) after
 3 warm-up steps, ``--repeats`` times, one after the other in one run; medians and their ratio.
+``--per-row`` also times embedlab's previous path (candidate rows gathered into a ``(Q, k, d)``
+tensor and scored per query row, ``KgeModel._whole_table_candidates`` forced False) beside the
+gathered kernel (``kge/interactions/gathered_distance.py``), in the same run.
 
 Usage: ``EMBEDLAB_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/kge_ns_throughput.py``
 (PyKEEN side in ``.bench-venvs/pykeen``, see benchmarks/setup_peer_envs.sh). The last stdout line
@@ -38,7 +41,9 @@ PEER_PYTHON = ROOT / ".bench-venvs" / "pykeen" / "bin" / "python"
 WARMUP_BATCHES = 3
 
 
-def embedlab_rate(*, dim_complex: int, negatives: int, batches: int, repeats: int) -> dict:
+def embedlab_rate(
+    *, dim_complex: int, negatives: int, batches: int, repeats: int, per_row: bool = False
+) -> dict:
     over = [
         "dataset=wn18rr",
         "model.name=rotate",
@@ -60,6 +65,8 @@ def embedlab_rate(*, dim_complex: int, negatives: int, batches: int, repeats: in
     ds = load_kg("wn18rr")
     torch.manual_seed(0)
     model = build_model(cfg, ds)
+    if per_row:  # the previous path: (Q, k, d) rows, one query row per checkpointed block
+        model._whole_table_candidates = lambda: False  # type: ignore[method-assign]
     known = known_answers(ds.all_triples(), ds.num_relations)
     task = build_task(model=model, dataset=ds, known=known, config=cfg)
     optimizer = build_optimizer(model.parameters(), name=cfg.train.optimizer, lr=cfg.train.lr)
@@ -87,7 +94,7 @@ def embedlab_rate(*, dim_complex: int, negatives: int, batches: int, repeats: in
             rows += step(next(it))
         rates.append(rows / (time.perf_counter() - t0))
     return {
-        "library": "embedlab",
+        "library": "embedlab (per-row path)" if per_row else "embedlab",
         "threads": torch.get_num_threads(),
         "positive_triples_per_s": statistics.median(rates),
         "all_rates": rates,
@@ -112,6 +119,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--per-row", action="store_true", help="also time the previous path")
     args = parser.parse_args()
     torch.set_num_threads(2)
     results = []
@@ -121,6 +129,12 @@ def main() -> None:
         ours = embedlab_rate(**kw)
         peer = pykeen_rate(**kw)
         row = {**kw, "embedlab": ours, "pykeen": peer}
+        if args.per_row:
+            old = embedlab_rate(**kw, per_row=True)
+            row["embedlab_per_row"] = old
+            row["gathered_vs_per_row"] = (
+                ours["positive_triples_per_s"] / old["positive_triples_per_s"]
+            )
         if "positive_triples_per_s" in peer:
             row["ratio"] = ours["positive_triples_per_s"] / peer["positive_triples_per_s"]
         print(f"dim {dim}: embedlab {ours['positive_triples_per_s']:.1f} vs pykeen "
