@@ -1,19 +1,36 @@
 """KD codes on a KGE entity table: compression ratio vs filtered MRR (docs/kd.md, WN18RR).
 
-Each setting ``K:D:code_dim[:composition]`` is one ``embedlab kge train`` run (in-process) that
-starts from a trained run directory (``--teacher``): the entity table becomes KD codes with
-pre-trained distillation guidance and auto-encoding (paper 003), fitted for ``--distill-epochs``
-epochs on the teacher's table; the relation table and the interaction are copied from the
-teacher. ``--finetune-epochs`` > 0 then trains end to end with the KGE loss (codes frozen,
-code embeddings + composition + relations trained; the distillation term stays as a penalty).
+Each setting ``K:D:code_dim[:composition]`` is one chain of ``embedlab kge train`` runs
+(in-process) that starts from a trained run directory (``--teacher``):
+
+1. **distill** (reconstruction only): the entity table becomes KD codes with pre-trained
+   distillation guidance and auto-encoding (paper 003), fitted for ``--distill-epochs`` epochs
+   on the teacher's table; the relation table and the interaction are copied from the teacher.
+   ``--finetune-epochs`` > 0 (only without the stages below) then trains end to end with the KGE
+   loss in the same run (codes frozen, code embeddings + composition + relations trained; the
+   distillation term stays as a penalty). Run directory ``{setting}-ft{finetune_epochs}``.
+2. **joint** (``--joint-epochs J`` > 0): ``--init-from`` the distill run, which hands over its
+   KD table whole (same structure: :func:`embedlab.kge.run.init_from_run`); J epochs of the KGE
+   loss training the code encoder (straight-through codes), code embeddings, composition and
+   relations, the distillation term kept as a penalty (``--distill-weight``); no distillation
+   stage (``distill_epochs=0``). Run directory ``{distill run}-joint{J}``.
+3. **frozen** (``--frozen-epochs F`` > 0): ``--init-from`` the joint run (else the distill run):
+   its final hard codes are kept (``freeze_codes=true``), F epochs train the code embeddings,
+   composition and relations. Run directory ``{previous run}-frozen{F}``.
+
+With ``--joint-epochs 0 --frozen-epochs 0`` (the defaults) the script runs exactly what it ran
+before the stages existed. ``--preset wn18rr`` / ``fb15k-237`` choose settings near 10x, 25x,
+50x, 100x (:data:`PRESETS`). ``--lr`` overrides the teacher's learning rate in stages 2-3.
 
 Usage::
 
     EMBEDLAB_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/kd_kge_curve.py \\
-        --teacher runs/wn18rr-complex-sce-60min --runs runs/kd-kge \\
-        --out docs/kd-kge-wn18rr.json --png docs/img/kd-kge-wn18rr.png
+        --teacher runs/wn18rr-complex-sce-60min --runs runs/kd-kge --preset wn18rr \\
+        --distill-epochs 20 --joint-epochs 10 --frozen-epochs 5 \\
+        --out docs/kd-kge-e2e-wn18rr.json --png docs/img/kd-kge-e2e-wn18rr.png
 
-Runs are resumable (finished run directories are read, not re-trained). Last stdout line: JSON.
+Runs are resumable (finished run directories are read, not re-trained; an unfinished one is
+started afresh). Last stdout line: the JSON (``rows``: one per setting, with ``stages``).
 """
 
 from __future__ import annotations
@@ -29,15 +46,22 @@ from embedlab.plots import plot_compression_curve
 
 DEFAULT_SETTINGS = ("64:48:128", "32:32:128", "32:16:128", "16:8:128", "16:4:128")
 
+PRESETS: dict[str, tuple[str, ...]] = {
+    # WN18RR, 40,943 x 128: 10.0x, 25.5x, 51.1x, 100.1x (kd_table_bits; docs/kd.md)
+    "wn18rr": ("64:32:128", "32:18:128", "16:12:128", "16:5:128"),
+    # FB15k-237, 14,541 x 128: 10.2x, 25.0x, 50.7x, 102.3x
+    "fb15k-237": ("32:26:128", "16:15:128", "16:10:64", "16:6:32"),
+}
 
-def _overrides(setting: str, args: argparse.Namespace) -> list[str]:
+
+def _kd_overrides(setting: str, args: argparse.Namespace) -> list[str]:
+    """The KD table of ``setting`` (``K:D:code_dim[:composition]``): structure and guidance,
+    the same in every stage (so that ``--init-from`` hands the table over whole)."""
     parts = setting.split(":")
     K, D, code_dim = (int(x) for x in parts[:3])
     composition = parts[3] if len(parts) > 3 else "linear"
     kd = "entity_embedding.kd"
     return [
-        f"train.init_from={args.teacher}",
-        f"train.max_epochs={args.finetune_epochs}",
         "train.max_minutes=null",
         "train.early_stopping_patience=0",
         f"train.num_threads={args.threads}",
@@ -49,23 +73,68 @@ def _overrides(setting: str, args: argparse.Namespace) -> list[str]:
         f"{kd}.composition={composition}",
         f"{kd}.guidance=pdg",
         f"{kd}.autoencode=true",
-        f"{kd}.freeze_codes=true",
-        f"{kd}.distill_epochs={args.distill_epochs}",
         f"{kd}.distill_weight={args.distill_weight}",
     ]
 
 
-def _row(setting: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    comp = metrics["compression"]
-    table = comp["tables"]["entities"]
+def stage_overrides(
+    stage: str, setting: str, init_from: Path, args: argparse.Namespace
+) -> list[str]:
+    """``--set`` overrides of one stage (``distill``, ``joint`` or ``frozen``) of ``setting``,
+    initialized from run directory ``init_from`` (the teacher for ``distill``)."""
+    common = [f"train.init_from={init_from}", *_kd_overrides(setting, args)]
+    kd = "entity_embedding.kd"
+    if stage == "distill":
+        return [
+            *common,
+            f"train.max_epochs={args.finetune_epochs}",
+            f"{kd}.freeze_codes=true",
+            f"{kd}.distill_epochs={args.distill_epochs}",
+        ]
+    epochs = args.joint_epochs if stage == "joint" else args.frozen_epochs
+    lr = [] if args.lr is None else [f"train.lr={args.lr}"]
+    return [
+        *common,
+        *lr,
+        f"train.max_epochs={epochs}",
+        f"{kd}.freeze_codes={'true' if stage == 'frozen' else 'false'}",
+        f"{kd}.distill_epochs=0",
+    ]
+
+
+def stage_plan(setting: str, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """``(stage, run_dir)`` in training order; each stage starts from the previous one's run."""
+    run_dir = args.runs / f"{setting.replace(':', '-')}-ft{args.finetune_epochs}"
+    plan = [("distill", run_dir)]
+    if args.joint_epochs > 0:
+        run_dir = run_dir.with_name(f"{run_dir.name}-joint{args.joint_epochs}")
+        plan.append(("joint", run_dir))
+    if args.frozen_epochs > 0:
+        run_dir = run_dir.with_name(f"{run_dir.name}-frozen{args.frozen_epochs}")
+        plan.append(("frozen", run_dir))
+    return plan
+
+
+def _metrics(run_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")))
+
+
+def run_setting(setting: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train (or read) every stage of ``setting``; the row of the curve."""
+    source: Path = args.teacher
+    stages = []
+    for stage, run_dir in stage_plan(setting, args):
+        if not (run_dir / "metrics.json").is_file():
+            overrides = stage_overrides(stage, setting, source, args)
+            config = build_config(path=args.teacher / "config.yaml", overrides=overrides)
+            train_run(config, run_dir, overwrite=run_dir.exists())
+        stages.append({"stage": stage, "run": str(run_dir), **_stage_result(_metrics(run_dir))})
+        source = run_dir
+    return _row(setting, _metrics(stage_plan(setting, args)[0][1]), stages)
+
+
+def _stage_result(metrics: dict[str, Any]) -> dict[str, Any]:
     return {
-        "setting": setting,
-        "K": table["K"],
-        "D": table["D"],
-        "ratio": comp["ratio"],
-        "model_ratio": comp["model_ratio"],
-        "embedding_bits_compressed": comp["embedding_bits_compressed"],
-        "distill_relative_error": table.get("distill_relative_error"),
         "valid_mrr": metrics["valid"]["mrr"],
         "test_mrr": metrics["test"]["mrr"],
         "test_hits@1": metrics["test"]["hits@1"],
@@ -74,29 +143,66 @@ def _row(setting: str, metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _row(setting: str, first: dict[str, Any], stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """One setting: compression (the same in every stage), the final stage's metrics under the
+    keys of the single-stage rows, ``reconstruction_test_mrr`` (the distill run without task
+    training, None when it fine-tuned) and every stage's metrics under ``stages``."""
+    comp = first["compression"]
+    table = comp["tables"]["entities"]
+    final = stages[-1]
+    distill_only = first["timing"]["epochs"] == 0
+    return {
+        "setting": setting,
+        "K": table["K"],
+        "D": table["D"],
+        "ratio": comp["ratio"],
+        "model_ratio": comp["model_ratio"],
+        "embedding_bits_compressed": comp["embedding_bits_compressed"],
+        "distill_relative_error": table.get("distill_relative_error"),
+        **{k: v for k, v in final.items() if k not in ("stage", "run")},
+        "reconstruction_test_mrr": first["test"]["mrr"] if distill_only else None,
+        "stages": stages,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring).
+
+    Raises:
+        SystemExit: ``--finetune-epochs`` together with ``--joint-epochs`` or
+            ``--frozen-epochs`` (the staged chain starts from a reconstruction-only run).
+    """
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--teacher", type=Path, required=True, help="trained KGE run directory")
     parser.add_argument("--runs", type=Path, default=Path("runs/kd-kge"))
-    parser.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=None, help="K:D:code_dim[:composition]")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
     parser.add_argument("--distill-epochs", type=int, default=100)
     parser.add_argument("--distill-weight", type=float, default=1.0)
     parser.add_argument("--finetune-epochs", type=int, default=0)
+    parser.add_argument("--joint-epochs", type=int, default=0)
+    parser.add_argument("--frozen-epochs", type=int, default=0)
+    parser.add_argument(
+        "--lr", type=float, default=None, help="stages joint/frozen (None: teacher's)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     parser.add_argument("--png", type=Path, default=None, help="compression vs MRR figure")
-    args = parser.parse_args()
-    teacher = json.loads((args.teacher / "metrics.json").read_text(encoding="utf-8"))
+    args = parser.parse_args(argv)
+    if args.finetune_epochs and (args.joint_epochs or args.frozen_epochs):
+        parser.error("--finetune-epochs is the single-run variant; with stages use --frozen-epochs")
+    if args.settings is None:
+        args.settings = list(PRESETS[args.preset] if args.preset else DEFAULT_SETTINGS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the curve; returns (and prints, last line) the JSON result."""
+    args = parse_args(argv)
+    teacher = _metrics(args.teacher)
     rows = []
     for setting in args.settings:
-        run_dir = args.runs / f"{setting.replace(':', '-')}-ft{args.finetune_epochs}"
-        done = run_dir / "metrics.json"
-        if not done.is_file():
-            config = build_config(
-                path=args.teacher / "config.yaml", overrides=_overrides(setting, args)
-            )
-            train_run(config, run_dir, overwrite=run_dir.exists())
-        rows.append(_row(setting, json.loads(done.read_text(encoding="utf-8"))))
+        rows.append(run_setting(setting, args))
         print(json.dumps(rows[-1]), flush=True)
     result = {
         "teacher": str(args.teacher),
@@ -104,19 +210,38 @@ def main() -> None:
         "teacher_valid_mrr": teacher["valid"]["mrr"],
         "distill_epochs": args.distill_epochs,
         "finetune_epochs": args.finetune_epochs,
+        "joint_epochs": args.joint_epochs,
+        "frozen_epochs": args.frozen_epochs,
+        "lr": args.lr,
         "rows": rows,
     }
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.png:
-        plot_compression_curve(
-            [(r["ratio"], r["test_mrr"], r["setting"]) for r in rows],
-            baseline=teacher["test"]["mrr"],
-            out=args.png,
-            ylabel="test MRR (filtered)",
-            title=f"KD codes on the entity table ({args.teacher.name})",
-        )
+        _plot(result, args)
     print(json.dumps(result))
+    return result
+
+
+def _plot(result: dict[str, Any], args: argparse.Namespace) -> None:
+    rows = result["rows"]
+    staged = args.joint_epochs > 0 or args.frozen_epochs > 0
+    points = [(r["ratio"], r["test_mrr"], r["setting"]) for r in rows]
+    recon = [
+        (r["ratio"], r["reconstruction_test_mrr"], r["setting"])
+        for r in rows
+        if r["reconstruction_test_mrr"] is not None
+    ]
+    name = "+".join(s["stage"] for s in rows[0]["stages"]) if rows else ""
+    plot_compression_curve(
+        points,
+        baseline=result["teacher_test_mrr"],
+        out=args.png,
+        ylabel="test MRR (filtered)",
+        title=f"KD codes on the entity table ({args.teacher.name})",
+        series=f"end to end ({name})" if staged else "KD codes",
+        extra={"reconstruction only": recon} if staged and recon else None,
+    )
 
 
 if __name__ == "__main__":

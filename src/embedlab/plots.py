@@ -39,14 +39,21 @@ def plot_compression_curve(
     ylabel: str,
     title: str,
     series: str = "KD codes",
+    extra: dict[str, list[tuple[float, float, str]]] | None = None,
 ) -> Path:
     """Quality against compression ratio (log x axis) with the uncompressed ``baseline`` as a
-    dashed line; ``points`` are ``(ratio, value, label)`` (docs/kd.md's KGE and LM figures)."""
+    dashed line; ``points`` are ``(ratio, value, label)`` (docs/kd.md's KGE and LM figures).
+
+    ``extra``: further curves by legend name (e.g. the reconstruction-only curve beside the
+    end-to-end one), drawn without point labels."""
     fig, ax = new_figure((6.4, 4.0))
     ordered = sorted(points)
     ax.plot([p[0] for p in ordered], [p[1] for p in ordered], marker="o", label=series)
     for ratio, value, label in ordered:
         ax.annotate(label, (ratio, value), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for name, curve in (extra or {}).items():
+        more = sorted(curve)
+        ax.plot([p[0] for p in more], [p[1] for p in more], marker="s", linestyle=":", label=name)
     ax.axhline(baseline, linestyle="--", color="grey", label="full table (1x)")
     ax.set_xscale("log")
     ax.set_xlabel("embedding compression ratio (fp32 bits / KD bits)")

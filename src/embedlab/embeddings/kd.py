@@ -206,14 +206,15 @@ class KdEmbedding(EmbeddingLayer):
     def penalty(self, indices: torch.Tensor) -> torch.Tensor:
         """Regularization of a batch (a scalar) over the unique rows of ``indices``:
 
-        ``entropy_weight * H`` (mean code entropy, table 1's "entropy reg"), plus
+        ``entropy_weight * H`` (mean code entropy, table 1's "entropy reg"; not with
+        ``freeze_codes``, which leaves the code logits or encoder untouched), plus
         ``distill_weight * mean_i ||v_i - u_i||^2`` with guidance (table 1's PDG), plus the
         ``regularize`` Lp term on the composed rows (weighted by count / ``indices.numel()``).
         """
         kd, reg = self.kd, self.config.regularize
         rows, counts = torch.unique(indices.reshape(-1), return_counts=True)
         total = self.codebook.new_zeros(())
-        if kd.entropy_weight > 0:
+        if kd.entropy_weight > 0 and not kd.freeze_codes:  # frozen codes: no code gradient
             total = total + kd.entropy_weight * self.entropy(rows)
         target = self.guide(rows)
         lp = reg.kind != "none" and reg.weight > 0

@@ -83,6 +83,35 @@ def kd_layers(model: nn.Module) -> dict[str, KdEmbedding]:
     return {n: m for n, m in model.named_modules() if isinstance(m, KdEmbedding)}
 
 
+_STRUCTURE = (
+    "K",
+    "D",
+    "code_dim",
+    "composition",
+    "reduce",
+    "hidden",
+    "shared_codebook",
+    "guidance",
+    "autoencode",
+)
+"""The :class:`~embedlab.embeddings.config.KdConfig` fields that fix what a KD table's state
+means (``reduce: sum`` and ``mean`` have the same shapes but not the same rows)."""
+
+
+def same_kd_structure(layer: KdEmbedding, source: nn.Module) -> bool:
+    """Whether ``source`` is a KD table whose full state ``layer`` can take over unchanged:
+    the same N and d, the same :data:`_STRUCTURE` fields of ``kd`` and the same state-dict keys
+    and shapes (training settings such as ``freeze_codes`` or ``distill_epochs`` may differ)."""
+    if not isinstance(source, KdEmbedding):
+        return False
+    if (layer.num_rows, layer.dim) != (source.num_rows, source.dim):
+        return False
+    if any(getattr(layer.kd, f) != getattr(source.kd, f) for f in _STRUCTURE):
+        return False
+    mine, theirs = layer.state_dict(), source.state_dict()
+    return mine.keys() == theirs.keys() and all(mine[k].shape == theirs[k].shape for k in mine)
+
+
 def require_teacher_run(pdg: list[str], init_from: str | None) -> None:
     """Refuse KD tables with ``guidance: pdg`` (named in ``pdg``) when no run to distill from
     is given.

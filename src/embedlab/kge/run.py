@@ -14,7 +14,12 @@ from embedlab.distributed import SINGLE, World, joined
 from embedlab.embeddings import set_training_progress
 from embedlab.embeddings.compression import compression_report
 from embedlab.embeddings.graph import RowGraph
-from embedlab.embeddings.kd_distill import distill_stage, kd_layers, require_teacher_run
+from embedlab.embeddings.kd_distill import (
+    distill_stage,
+    kd_layers,
+    require_teacher_run,
+    same_kd_structure,
+)
 from embedlab.embeddings.sharded import replicated
 from embedlab.errors import UserError
 from embedlab.evaluation.filtering import KnownAnswers
@@ -81,9 +86,15 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
     """Initialize ``model`` with the best (else last) weights of run directory ``source``.
 
     Pre-training (paper 002, §6.3, table 3): any loss and training type may be used for either
-    run; the model, dimensions and dataset must match. A KD-code table of ``model`` is not copied:
-    with ``kd.guidance: pdg`` the source's table (composed, if it is KD too) becomes its
-    pre-trained table ``u`` (paper 003, PDG); every other parameter is copied.
+    run; the model, dimensions and dataset must match. A KD-code table of ``model`` whose
+    source table is a KD table of the same structure (N, d, K, D, code_dim, composition, reduce,
+    hidden, shared_codebook, guidance, autoencode: the same state-dict keys and shapes,
+    :func:`~embedlab.embeddings.kd_distill.same_kd_structure`) takes over that table's full
+    state: code logits or encoder (so the same hard codes), code embeddings, composition and the
+    pre-trained table ``u`` (staged training: PDG warm start, joint fine-tuning, frozen-code
+    stage; docs/kd.md). Any other KD table of ``model`` is not copied: with
+    ``kd.guidance: pdg`` the source's table (composed, if it is KD too) becomes its pre-trained
+    table ``u`` (paper 003, PDG). Every other parameter is copied.
 
     Raises:
         UserError: ``source`` is not a run, another dataset, or a parameter's shape differs.
@@ -99,9 +110,12 @@ def init_from_run(model: KgeModel, source: Path, dataset: KgDataset) -> None:
         )
     kd_tables = kd_layers(model)
     for name, layer in kd_tables.items():
-        if layer.kd.guidance == "pdg":
+        src_table = getattr(src_model, name)
+        if same_kd_structure(layer, src_table):
+            layer.load_state_dict(src_table.state_dict())
+        elif layer.kd.guidance == "pdg":
             with torch.no_grad():
-                teacher = getattr(src_model, name).lookup_all()
+                teacher = src_table.lookup_all()
             if teacher.shape != layer.teacher.shape:
                 raise UserError(
                     f"--init-from {source}: its {name} table has shape {tuple(teacher.shape)}, "

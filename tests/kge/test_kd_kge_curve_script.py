@@ -1,0 +1,81 @@
+"""benchmarks/kd_kge_curve.py: the stage chain on nations (tiny teacher), resumability, the JSON
+rows, the figure, and the presets' compression ratios (issue 14, part 2)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from embedlab.embeddings.compression import kd_table_bits
+from embedlab.embeddings.config import KdConfig
+from embedlab.kge.run import train_run
+from tests.conftest import fast_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "kd_kge_curve", ROOT / "benchmarks/kd_kge_curve.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("preset", "rows"), [("wn18rr", 40943), ("fb15k-237", 14541)])
+def test_presets_are_near_10_25_50_100x(preset: str, rows: int) -> None:
+    ratios = []
+    for setting in _script().PRESETS[preset]:
+        K, D, code_dim = (int(x) for x in setting.split(":")[:3])
+        kd = KdConfig(K=K, D=D, code_dim=code_dim)
+        ratios.append(kd_table_bits(num_rows=rows, dim=128, config=kd)["ratio"])
+    for got, want in zip(ratios, (10, 25, 50, 100), strict=True):
+        assert got == pytest.approx(want, rel=0.05)
+
+
+def test_default_is_the_single_run_of_before() -> None:
+    script = _script()
+    args = script.parse_args(["--teacher", "t", "--finetune-epochs", "2"])
+    assert [s for s, _ in script.stage_plan("16:4:128", args)] == ["distill"]
+    sets = script.stage_overrides("distill", "16:4:128", Path("t"), args)
+    assert "train.max_epochs=2" in sets and "entity_embedding.kd.freeze_codes=true" in sets
+    with pytest.raises(SystemExit):
+        script.parse_args(["--teacher", "t", "--finetune-epochs", "2", "--joint-epochs", "1"])
+
+
+def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    teacher = tmp_path / "teacher"
+    train_run(fast_config("nations", **{"train.max_epochs": 1}), teacher)
+    script = _script()
+    argv = [
+        "--teacher", str(teacher), "--runs", str(tmp_path / "runs"), "--settings", "4:3:8",
+        "--distill-epochs", "2", "--joint-epochs", "1", "--frozen-epochs", "1", "--threads", "1",
+        "--out", str(tmp_path / "curve.json"), "--png", str(tmp_path / "curve.png"),
+    ]  # fmt: skip
+    result = script.main(argv)
+    (row,) = result["rows"]
+    stages = [(s["stage"], Path(s["run"]).name) for s in row["stages"]]
+    assert stages == [
+        ("distill", "4-3-8-ft0"),
+        ("joint", "4-3-8-ft0-joint1"),
+        ("frozen", "4-3-8-ft0-joint1-frozen1"),
+    ]
+    assert row["reconstruction_test_mrr"] == row["stages"][0]["test_mrr"]
+    assert row["test_mrr"] == row["stages"][-1]["test_mrr"]
+    assert [s["epochs"] for s in row["stages"]] == [0, 1, 1]
+    assert row["distill_relative_error"] is not None and row["ratio"] > 0  # nations: < 1x
+    config = (tmp_path / "runs/4-3-8-ft0-joint1/config.yaml").read_text()
+    assert "freeze_codes: false" in config and f"init_from: {tmp_path}/runs/4-3-8-ft0" in config
+    assert json.loads((tmp_path / "curve.json").read_text()) == result
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    # resumable: finished runs are read, not re-trained
+    before = (tmp_path / "runs/4-3-8-ft0-joint1/metrics.json").stat().st_mtime_ns
+    assert script.main(argv) == result
+    assert (tmp_path / "runs/4-3-8-ft0-joint1/metrics.json").stat().st_mtime_ns == before
+    capsys.readouterr()
