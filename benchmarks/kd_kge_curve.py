@@ -27,7 +27,7 @@ Usage::
     EMBEDLAB_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/kd_kge_curve.py \\
         --teacher runs/wn18rr-complex-sce-60min --runs runs/kd-kge --preset wn18rr \\
         --distill-epochs 20 --joint-epochs 10 --frozen-epochs 5 \\
-        --out docs/kd-kge-e2e-wn18rr.json --png docs/img/kd-kge-e2e-wn18rr.png
+        --out runs/kd-kge/e2e-wn18rr.json --png runs/kd-kge/e2e-wn18rr.png
 
 Runs are resumable (finished run directories are read, not re-trained; an unfinished one is
 started afresh). Last stdout line: the JSON (``rows``: one per setting, with ``stages``).
