@@ -57,23 +57,27 @@ FORWARD_ROWS = 128  # compiled forward blocks: a whole evaluation batch (102 row
 EAGER_ELEMENTS = 2**18  # eager blocks: (rows, cols, d) intermediates of ~1 MB
 
 
+def distance(kind: DistanceKind, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Distances of broadcastable ``(..., d)`` anchors and tails -> ``(...)`` (the last axis
+    reduced), with the epsilon semantics above; shared by the all-candidates blocks here and
+    the per-query candidate blocks of :mod:`~embedlab.kge.interactions.gathered_distance`."""
+    if kind == "l1":
+        return (a - t).abs().sum(-1)
+    if kind == "l2":
+        diff = a - t
+        return (diff * diff).sum(-1).add(EPS).sqrt()
+    half = a.shape[-1] // 2
+    d_re, d_im = a[..., :half] - t[..., :half], a[..., half:] - t[..., half:]
+    return (d_re * d_re + d_im * d_im).add(EPS).sqrt().sum(-1)
+
+
 def _forward_block(kind: DistanceKind) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``(r, d)`` anchors, ``(c, d)`` tails -> ``(r, c)`` distances."""
 
-    def l1(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return (a.unsqueeze(1) - t.unsqueeze(0)).abs().sum(-1)  # (r, c, d) -> (r, c)
+    def block(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return distance(kind, a.unsqueeze(1), t.unsqueeze(0))  # (r, c, d) -> (r, c)
 
-    def l2(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        diff = a.unsqueeze(1) - t.unsqueeze(0)  # (r, c, d)
-        return (diff * diff).sum(-1).add(EPS).sqrt()
-
-    def rotate(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        k = a.shape[1] // 2
-        d_re = a[:, None, :k] - t[None, :, :k]  # (r, c, k)
-        d_im = a[:, None, k:] - t[None, :, k:]
-        return (d_re * d_re + d_im * d_im).add(EPS).sqrt().sum(-1)
-
-    return {"l1": l1, "l2": l2, "rotate": rotate}[kind]
+    return block
 
 
 def l1_weights(diff: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

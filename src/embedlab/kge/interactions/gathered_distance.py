@@ -25,30 +25,18 @@ from typing import Any
 import torch
 
 from embedlab.compiling import Kernel, compile_enabled
-from embedlab.kge.interactions.distance_kernels import EPS, DistanceKind, l1_weights
+from embedlab.kge.interactions.distance_kernels import EPS, DistanceKind, distance, l1_weights
 
 FORWARD_CANDIDATES = 2**15  # compiled forward block: rows * k candidate rows (~32 rows at k=1025)
 BACKWARD_CANDIDATES = 2**13  # compiled backward block: its (rows, k, d) gradient is ~16 MB at d=500
 EAGER_ELEMENTS = 2**18  # eager blocks: (rows, k, d) intermediates of ~1 MB
 
 
-def _distance(kind: DistanceKind, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``(r, 1, d)`` anchors against ``(r, k, d)`` rows -> ``(r, k)`` distances."""
-    if kind == "l1":
-        return (a - t).abs().sum(-1)
-    if kind == "l2":
-        diff = a - t
-        return (diff * diff).sum(-1).add(EPS).sqrt()
-    half = a.shape[-1] // 2
-    d_re, d_im = a[..., :half] - t[..., :half], a[..., half:] - t[..., half:]
-    return (d_re * d_re + d_im * d_im).add(EPS).sqrt().sum(-1)
-
-
 def _forward_block(kind: DistanceKind) -> Callable[..., torch.Tensor]:
     """``(r, d)`` anchors, ``(N, d)`` table, ``(r, k)`` ids -> ``(r, k)`` distances."""
 
     def block(a: torch.Tensor, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        return _distance(kind, a.unsqueeze(1), table[ids])  # gather fused when compiled
+        return distance(kind, a.unsqueeze(1), table[ids])  # gather fused when compiled
 
     return block
 
