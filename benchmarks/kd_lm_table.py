@@ -1,9 +1,12 @@
-"""Collect the PTB KD-code runs of benchmarks/kd_lm_ptb.sh into one JSON table (docs/kd.md).
+"""Tables and supplement figure 1 from the PTB KD-code grid (benchmarks/kd_lm_grid.py) for docs/kd.md.
 
-Usage: .venv/bin/python benchmarks/kd_lm_table.py runs/kd-lm --out docs/kd-lm-ptb.json
-Rows: the full-table teacher, the supplement's table-1 ablation and the smaller setting, with test
-and valid perplexity, the embedding compression ratio and the paper's perplexity (a larger
-model, 13+ epochs: not comparable in absolute terms). Last stdout line: JSON.
+Usage: .venv/bin/python benchmarks/kd_lm_table.py docs/kd-lm-ptb.json --png docs/img/kd-lm-ptb-figure1.png
+
+Prints the markdown table of the finished rows (test / valid perplexity, perplexity increase over
+the full table, embedding compression, what the row changes, the paper's table-1 perplexity: a
+larger model, so only the order compares) and, when any figure-1 row has finished, draws test
+perplexity against the code-embedding dimension d' for linear and LSTM composition with the full
+table as a dashed line. Last stdout line: JSON (rows in grid order with ``perplexity_increase``).
 """
 
 from __future__ import annotations
@@ -11,59 +14,71 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-# Supplement table 1 (paper 003); the paper's model is larger than Zaremba's small model.
-PAPER = {
-    "1-cr": ("CR", 90.61),
-    "2-cr-ste": ("CR + STE", 90.15),
-    "3-cr-ste-temperature": ("CR + STE + temperature scheduling", 89.55),
-    "4-cr-ste-entropy": ("CR + STE + entropy reg", 89.03),
-    "5-pdg": ("CR + STE + entropy reg + PDG (w/o autoencod.)", 83.71),
-    "6-pdg-autoencode": ("CR + STE + entropy reg + PDG (w/ autoencod.)", 83.11),
-    "k16-d8": ("K=16, D=8 (recipe of CR + STE + entropy reg)", None),
-    "full": ("full embedding table (teacher)", None),
-}
+from embedlab.plots import plot_compression_curve
 
 
-def main() -> None:
+def summarize(grid: dict[str, Any]) -> list[dict[str, Any]]:
+    """Finished rows (return code 0, perplexity present) with ``perplexity_increase`` over the
+    ``full`` row when that row has finished (``None`` otherwise)."""
+    cells = grid.get("cells", {})
+    done = {k: v for k, v in cells.items() if v.get("test_perplexity") is not None}
+    full = done.get("full", {}).get("test_perplexity")
+    out = []
+    for key, row in done.items():
+        increase = None if full is None else row["test_perplexity"] / full - 1.0
+        out.append({"run": key, **row, "perplexity_increase": increase})
+    return out
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| row | test PPL | valid PPL | vs full | embedding compression | fewer bits | changes (from parent) | paper PPL |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in rows:
+        inc = "-" if r["perplexity_increase"] is None else f"{100 * r['perplexity_increase']:+.1f}%"
+        parent = f" (from {r['parent']})" if r.get("parent") else ""
+        lines.append(f"| {r['variant']} | {r['test_perplexity']:.2f} | {r['valid_perplexity']:.2f} | {inc} "
+                     f"| {r['embedding_ratio']:.1f}x | {100 * r['embedding_bits_saved']:.1f}% "
+                     f"| {r.get('changes') or '-'}{parent} | {r.get('paper_perplexity') or '-'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def figure1(rows: list[dict[str, Any]], png: Path) -> Path | None:
+    """Supplement figure 1: test perplexity against d' per composition; ``None`` when no
+    figure-1 row or no full row has finished."""
+    full = next((r for r in rows if r["run"] == "full"), None)
+    series: dict[str, list[tuple[float, float, str]]] = {}
+    for r in rows:
+        if r.get("figure1"):
+            composition, code_dim = r["figure1"]
+            series.setdefault(composition, []).append(
+                (code_dim, r["test_perplexity"], f"d'={code_dim}")
+            )
+    if full is None or not series:
+        return None
+    first = "linear" if "linear" in series else next(iter(series))
+    return plot_compression_curve(
+        series.pop(first), baseline=full["test_perplexity"], out=png,
+        ylabel="test perplexity (PTB)", xlabel="code-embedding dimension d'",
+        title="KD codes on PTB: perplexity against d' (supplement fig. 1)",
+        series=f"{first} composition", extra={f"{k} composition": v for k, v in series.items()},
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", type=Path)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    rows = []
-    full = None
-    for name, (label, paper) in PAPER.items():
-        path = args.runs / name / "metrics.json"
-        if not path.is_file():
-            continue
-        m = json.loads(path.read_text(encoding="utf-8"))
-        comp = m.get("compression") or {}
-        row = {
-            "run": name,
-            "variant": label,
-            "test_perplexity": m["test"]["perplexity"],
-            "valid_perplexity": m["valid"]["perplexity"],
-            "embedding_ratio": comp.get("ratio", 1.0),
-            "embedding_bits_saved": 1.0 - 1.0 / comp.get("ratio", 1.0),
-            "model_ratio": comp.get("model_ratio", 1.0),
-            "epochs": m["timing"].get("epochs"),
-            "paper_perplexity": paper,
-        }
-        if name == "full":
-            full = row["test_perplexity"]
-        rows.append(row)
-    for row in rows:
-        if full is not None:
-            row["perplexity_increase"] = row["test_perplexity"] / full - 1.0
-        print(
-            f"| {row['variant']} | {row['test_perplexity']:.2f} | {row['valid_perplexity']:.2f} "
-            f"| {row['embedding_ratio']:.1f}x | {100 * row['embedding_bits_saved']:.1f}% "
-            f"| {row['paper_perplexity'] or '-'} |"
-        )
-    result = {"runs": str(args.runs), "rows": rows}
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    parser.add_argument("grid", type=Path, help="the grid's JSON (docs/kd-lm-ptb.json)")
+    parser.add_argument("--png", type=Path, default=None, help="where to draw figure 1")
+    args = parser.parse_args(argv)
+    grid = json.loads(args.grid.read_text(encoding="utf-8"))
+    rows = summarize(grid)
+    print(markdown(rows))
+    drawn = figure1(rows, args.png) if args.png else None
+    result = {"grid": str(args.grid), "budget": grid.get("budget"), "rows": rows,
+              "figure1": str(drawn) if drawn else None}  # fmt: skip
     print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

@@ -23,19 +23,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from cell_queue import ROOT, Job, drain, log, run_logged
 from table2_report import LOSSES, MODELS, PAPER_WN18RR
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 # paper 002, table 2, FB15k-237 (MRR, Hits@1, Hits@3, Hits@10) for the two rows run here
 PAPER_FB15K237 = {
@@ -79,54 +77,26 @@ def cells(sections: list[str]) -> list[Cell]:
     return out
 
 
-def load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def store(path: Path, key: str, row: dict, budget: dict) -> None:
-    data = load(path)
-    data["budget"] = budget
-    data.setdefault("cells", {})[key] = row
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def git_commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "src", "configs"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-    return out.stdout.strip() + ("+dirty" if dirty else "")
-
-
-def run_cell(cell: Cell, args: argparse.Namespace, log) -> dict:
+def run_cell(cell: Cell, args: argparse.Namespace) -> dict:
     out = args.runs / cell.key
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [str(args.embedlab), "kge", "train", "--config", str(cell.config), "--out", str(out),
                "--set", f"train.max_minutes={args.minutes}", "--set", f"train.num_threads={args.threads}"]  # fmt: skip
     if cell.init_from is not None:
         command += ["--init-from", str(args.runs / cell.init_from)]
-    start = time.monotonic()
-    with (args.runs / f"{cell.key}.log").open("a") as stream:
-        proc = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - start
-    row: dict = {"config": str(cell.config.relative_to(ROOT)), "returncode": proc.returncode,
-                 "wall_seconds": round(wall, 1), "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3),
-                 "commit": git_commit(), "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                 "command": " ".join(["embedlab"] + command[1:])}  # fmt: skip
+    row: dict = {"config": str(cell.config.relative_to(ROOT))}
+    row |= run_logged(command, args.runs / f"{cell.key}.log")
     if cell.paper is not None:
         row["paper"] = dict(zip(METRICS, cell.paper, strict=True))
     metrics_path = out / "metrics.json"
-    if proc.returncode == 0 and metrics_path.is_file():
+    if row["returncode"] == 0 and metrics_path.is_file():
         met = json.loads(metrics_path.read_text())
         row["test"] = {k: met["test"][k] for k in METRICS}
         row["valid"] = {k: met["valid"][k] for k in METRICS}
         row["best_epoch"] = met.get("best_epoch")
         row["timing"] = {k: met["timing"].get(k) for k in ("epochs", "train_seconds", "train_and_valid_seconds", "rows", "rows_per_s")}  # fmt: skip
         row["stop_reason"] = met.get("stop_reason", met["timing"].get("stop_reason"))
-    log(f"{cell.key}: rc {proc.returncode}, {wall:.0f} s, peak {row['peak_rss_gib']} GiB, "
+    log(f"{cell.key}: rc {row['returncode']}, {row['wall_seconds']:.0f} s, peak {row['peak_rss_gib']} GiB, "
         f"test MRR {row.get('test', {}).get('mrr')}")  # fmt: skip
     return row
 
@@ -146,26 +116,13 @@ def main() -> None:
               "includes": "training + periodic validation (train.max_minutes); final valid/test evaluation on top",
               "machine": f"{os.cpu_count()} cores"}  # fmt: skip
 
-    def log(message: str) -> None:
-        print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
-
     if not shutil.which(str(args.embedlab)):
         raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
-    for cell in cells(args.sections):
-        if args.only is not None and cell.key not in args.only:
-            continue
-        if cell.key in load(args.json).get("cells", {}):
-            continue
-        if (
-            cell.init_from is not None
-            and not (args.runs / cell.init_from / "metrics.json").is_file()
-        ):
-            log(f"{cell.key}: skipped, {cell.init_from} has not finished")
-            continue
-        while (args.runs / "PAUSE").exists():
-            time.sleep(10)
-        log(f"{cell.key}: start")
-        store(args.json, cell.key, run_cell(cell, args, log), budget)
+    jobs = [Job(key=cell.key, run=partial(run_cell, cell, args),
+                needs=None if cell.init_from is None else args.runs / cell.init_from / "metrics.json")
+            for cell in cells(args.sections)]  # fmt: skip
+    drain(jobs, json_path=args.json, runs=args.runs, budget=budget, only=args.only,
+          same_budget=("train_minutes", "threads"))  # fmt: skip
 
 
 if __name__ == "__main__":

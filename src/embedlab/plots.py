@@ -40,12 +40,14 @@ def plot_compression_curve(
     title: str,
     series: str = "KD codes",
     extra: dict[str, list[tuple[float, float, str]]] | None = None,
+    xlabel: str = "embedding compression ratio (fp32 bits / KD bits)",
 ) -> Path:
     """Quality against compression ratio (log x axis) with the uncompressed ``baseline`` as a
     dashed line; ``points`` are ``(ratio, value, label)`` (docs/kd.md's KGE and LM figures).
 
     ``extra``: further curves by legend name (e.g. the reconstruction-only curve beside the
-    end-to-end one), drawn without point labels."""
+    end-to-end one), drawn without point labels. ``xlabel``: another x quantity on the same log
+    axis (supplement figure 1: the code-embedding dimension d')."""
     fig, ax = new_figure((6.4, 4.0))
     ordered = sorted(points)
     ax.plot([p[0] for p in ordered], [p[1] for p in ordered], marker="o", label=series)
@@ -56,7 +58,7 @@ def plot_compression_curve(
         ax.plot([p[0] for p in more], [p[1] for p in more], marker="s", linestyle=":", label=name)
     ax.axhline(baseline, linestyle="--", color="grey", label="full table (1x)")
     ax.set_xscale("log")
-    ax.set_xlabel("embedding compression ratio (fp32 bits / KD bits)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")

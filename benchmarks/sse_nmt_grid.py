@@ -1,0 +1,102 @@
+"""SSE-SE on a Transformer (paper 001, section 5.2) on Multi30K En->De: baseline vs SSE-SE, 3 seeds
+each, and a small p sweep; one ``embedlab nmt train`` process per run, resumable; each finished run
+lands in ``--json`` at once.
+
+Cells, in this order so that a partial grid is still a paired comparison: ``base-s<seed>`` and
+``sse-p0.01-s<seed>`` for each seed (configs/nmt/multi30k/transformer-small{,-sse}.yaml: identical but
+for SSE-SE on the source and target input ids), then ``sse-p<p>-s0`` for the sweep's other p.
+Every run trains for ``--minutes`` of wall clock (``train.max_minutes``: the loop stops at the
+budget, the last 5 epoch checkpoints are averaged, beam-4 BLEU on valid and test), so the grid needs
+the machine to itself; ``<runs>/PAUSE`` holds the next run, finished runs are skipped, a killed run
+resumes from its last checkpoint, and a JSON written under another budget is refused
+(benchmarks/cell_queue.py). Mean +- sd and curves: benchmarks/sse_nmt_report.py.
+
+Usage::
+
+    EMBEDLAB_DATA_DIR=../shared/datasets nohup python benchmarks/sse_nmt_grid.py \
+        --runs runs/nmt --json docs/sse-nmt-multi30k.json --minutes 120 >> runs/nmt/grid.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from cell_queue import ROOT, Job, drain, log, run_logged
+
+CONFIGS = Path("configs/nmt/multi30k")
+SWEEP = (0.003, 0.03, 0.1)  # besides the paper's p = 0.01
+
+
+def cells(seeds: list[int]) -> list[dict[str, Any]]:
+    """``key``, ``variant``, ``p`` (None: baseline), ``seed``, ``config``, ``overrides``."""
+    out = []
+    for seed in seeds:
+        out.append({"key": f"base-s{seed}", "variant": "baseline", "p": None, "seed": seed,
+                    "config": CONFIGS / "transformer-small.yaml", "overrides": []})  # fmt: skip
+        out.append({"key": f"sse-p0.01-s{seed}", "variant": "sse-se", "p": 0.01, "seed": seed,
+                    "config": CONFIGS / "transformer-small-sse.yaml", "overrides": []})  # fmt: skip
+    for p in SWEEP:
+        sets = [f"source_embedding.sse.p={p}", f"target_embedding.sse.p={p}"]
+        out.append({"key": f"sse-p{p}-s{seeds[0]}", "variant": "sse-se", "p": p, "seed": seeds[0],
+                    "config": CONFIGS / "transformer-small-sse.yaml", "overrides": sets})  # fmt: skip
+    return out
+
+
+def run_cell(cell: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    out = args.runs / cell["key"]
+    sets = [*cell["overrides"], f"seed={cell['seed']}", f"train.max_minutes={args.minutes}",
+            f"train.num_threads={args.threads}", *args.set]  # fmt: skip
+    command = [str(args.embedlab), "nmt", "train", "--config", str(cell["config"]), "--out",
+               str(out), "--no-progress", *(x for s in sets for x in ("--set", s))]  # fmt: skip
+    row: dict[str, Any] = {k: str(v) if k == "config" else v for k, v in cell.items() if k != "key"}
+    row |= run_logged(command, args.runs / f"{cell['key']}.log")
+    metrics_path = out / "metrics.json"
+    if row["returncode"] == 0 and metrics_path.is_file():
+        met = json.loads(metrics_path.read_text())
+        for split in ("valid", "test"):
+            row[split] = {k: met[split].get(k) for k in ("bleu", "loss", "perplexity", "sacrebleu_signature")}  # fmt: skip
+        row["selected"] = met.get("selected")
+        row["timing"] = {k: met["timing"].get(k) for k in ("epochs", "train_seconds", "rows_per_s")}
+    log(f"{cell['key']}: rc {row['returncode']}, {row['wall_seconds']:.0f} s, "
+        f"test BLEU {row.get('test', {}).get('bleu')}")  # fmt: skip
+    return row
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "nmt")
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "sse-nmt-multi30k.json")
+    parser.add_argument("--minutes", type=float, default=120.0, help="training budget per run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="*", default=None, help="run only these cell keys")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override added to every run (recorded in the JSON's budget)")  # fmt: skip
+    parser.add_argument("--embedlab", type=Path, default=Path(sys.executable).parent / "embedlab")
+    args = parser.parse_args(argv)
+    args.runs = args.runs.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not shutil.which(str(args.embedlab)):
+        raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
+    budget = {"train_minutes": args.minutes, "threads": args.threads,
+              "extra_overrides": list(args.set), "machine": f"{os.cpu_count()} cores",
+              "includes": "training + per-epoch validation (train.max_minutes); checkpoint "
+                          "averaging and beam-4 valid/test decoding on top"}  # fmt: skip
+    jobs = [Job(key=c["key"], run=partial(run_cell, c, args)) for c in cells(args.seeds)]
+    drain(jobs, json_path=args.json, runs=args.runs, budget=budget, only=args.only,
+          same_budget=("train_minutes", "threads", "extra_overrides"))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

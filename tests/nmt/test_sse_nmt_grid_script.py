@@ -1,0 +1,103 @@
+"""benchmarks/sse_nmt_grid.py and sse_nmt_report.py (issue 15, part 3) on the tiny synthetic corpus:
+the paired cells differ only in SSE-SE, each run lands in the JSON with BLEU and its signature, and
+the report's mean, sd and paired difference equal those computed from the rows."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.nmt.corpus import TINY, write_parallel
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_paired_configs_differ_only_in_sse() -> None:
+    base = yaml.safe_load((ROOT / "configs/nmt/multi30k/transformer-small.yaml").read_text())
+    sse = yaml.safe_load((ROOT / "configs/nmt/multi30k/transformer-small-sse.yaml").read_text())
+    assert {k: v for k, v in sse.items() if k not in ("source_embedding", "target_embedding")} == {
+        k: v for k, v in base.items() if k not in ("source_embedding", "target_embedding")
+    }
+    for table in ("source_embedding", "target_embedding"):
+        assert sse[table] == {"sse": {"kind": "se", "p": 0.01}}
+        assert base.get(table, {}).get("sse", {}).get("kind", "none") == "none"
+
+
+def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
+    corpus = write_parallel(tmp_path / "corpus")
+    runs, out = tmp_path / "runs", tmp_path / "nmt.json"
+    sets = [x for s in [f"dataset={corpus}", "train.max_epochs=2", *TINY] for x in ("--set", s)]
+    keys = ["base-s0", "sse-p0.01-s0", "sse-p0.1-s0"]
+    grid = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
+                "--threads", "1", "--minutes", "5", "--only", *keys, *sets)  # fmt: skip
+    assert grid.returncode == 0, grid.stdout + grid.stderr
+    data = json.loads(out.read_text())
+    assert data["budget"]["train_minutes"] == 5.0 and list(data["cells"]) == keys
+    for key in keys:
+        cell = data["cells"][key]
+        assert cell["returncode"] == 0 and 0.0 <= cell["test"]["bleu"] <= 100.0, key
+        assert cell["test"]["sacrebleu_signature"].startswith("nrefs:1|")
+        assert (
+            "--set seed=0" in cell["command"] and "--set train.max_minutes=5.0" in cell["command"]
+        )
+    saved = yaml.safe_load((runs / "sse-p0.1-s0" / "config.yaml").read_text())
+    for table in ("source_embedding", "target_embedding"):  # the sweep's p reached both tables
+        assert (saved[table]["sse"]["kind"], saved[table]["sse"]["p"]) == ("se", 0.1)
+
+    # another budget into the same JSON is refused
+    mixed = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
+                 "--minutes", "7", "--only", "base-s1", *sets)  # fmt: skip
+    assert mixed.returncode != 0 and "another --json" in mixed.stderr
+
+    report = _run(str(BENCH / "sse_nmt_report.py"), str(out), "--runs", str(runs),
+                  "--png", str(tmp_path / "curves"), "--write")  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    summary = json.loads(report.stdout.strip().splitlines()[-1])
+    bleu = {k: data["cells"][k]["test"]["bleu"] for k in keys}
+    assert summary["groups"]["baseline"]["test_bleu"] == {
+        "n": 1,
+        "mean": bleu["base-s0"],
+        "sd": None,
+    }
+    paired = summary["paired_sse_minus_baseline"]
+    assert paired["n"] == 1
+    assert paired["mean"] == pytest.approx(bleu["sse-p0.01-s0"] - bleu["base-s0"])
+    assert summary["groups"]["sse-se p=0.1"]["test_bleu"]["mean"] == bleu["sse-p0.1-s0"]
+    for name in ("loss", "bleu"):
+        assert (tmp_path / f"curves-{name}.png").stat().st_size > 1000
+    assert json.loads(out.read_text())["summary"]["groups"] == summary["groups"]
+
+
+def test_report_sd_is_the_sample_sd() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import sse_nmt_report
+    finally:
+        sys.path.remove(str(BENCH))
+    cells = {
+        f"base-s{s}": {"p": None, "seed": s, "test": {"bleu": b}}
+        for s, b in enumerate([30.0, 32.0, 34.0])
+    }
+    cells |= {
+        f"sse-p0.01-s{s}": {"p": 0.01, "seed": s, "test": {"bleu": b}}
+        for s, b in enumerate([31.0, 32.5])
+    }
+    summary = sse_nmt_report.summarize({"cells": cells})
+    assert summary["groups"]["baseline"]["test_bleu"] == {"n": 3, "mean": 32.0, "sd": 2.0}
+    diffs = [1.0, 0.5]
+    assert summary["paired_sse_minus_baseline"] == {
+        "n": 2,
+        "mean": 0.75,
+        "sd": pytest.approx(statistics.stdev(diffs)),
+    }
