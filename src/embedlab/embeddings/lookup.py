@@ -8,6 +8,7 @@ from torch import nn
 from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
+from embedlab.embeddings.lp_penalty import whole_table_lp
 from embedlab.embeddings.template import EmbeddingLayer, weighted_lp
 
 
@@ -62,6 +63,6 @@ class EmbeddingTable(EmbeddingLayer):
             return self.weight.new_zeros(())
         p = 3 if reg.kind == "n3" else reg.p
         if not reg.weighted:
-            return reg.weight / p * self.weight.abs().pow(p).sum()
+            return whole_table_lp(self.weight, p=p, scale=reg.weight)
         unique, counts = torch.unique(indices, return_counts=True)
         return weighted_lp(self.weight[unique], counts, indices.numel(), reg)  # rows (U, dim)
