@@ -3,17 +3,23 @@ sse_nmt_grid.py): one process per cell with its log, peak resident memory and wa
 finished cell merged into the results JSON at once (atomic rewrite), so an interrupted grid keeps
 every finished cell and a re-started one skips them; the commit that produced it; a PAUSE file that
 holds the next cell (the running one finishes), so a timing benchmark can have the machine to
-itself; and a refusal to mix cells of different budgets in one JSON.
+itself; a refusal to mix cells of different budgets in one JSON; and a lock so that two grids never
+train into the same run directories. A cell whose process failed (non-zero exit: killed, out of
+memory) is stored with its return code and run again, resuming from its last checkpoint, when the
+grid is started again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
+import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +39,10 @@ def load(path: Path) -> dict[str, Any]:
 
 def store(path: Path, key: str, row: dict[str, Any], budget: dict[str, Any]) -> None:
     """Merge ``row`` as ``cells[key]`` into the JSON at ``path`` (written to a temporary file,
-    then renamed over the old one: a kill mid-write never leaves half a file)."""
+    then renamed over the old one: a kill mid-write never leaves half a file). The budget is the
+    one recorded with the first cell; each row names its own machine."""
     data = load(path)
-    data["budget"] = budget
+    data.setdefault("budget", budget)
     data.setdefault("cells", {})[key] = row
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -50,25 +57,43 @@ def git_commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def machine() -> str:
+    """``"<cores> cores, <CPU model>"`` (the model from /proc/cpuinfo where there is one)."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores" + (f", {model}" if model else "")
+
+
 def run_logged(command: Sequence[str], log_path: Path) -> dict[str, Any]:
     """Run ``command`` from the repository root with stdout and stderr appended to ``log_path``.
 
     Returns ``returncode``, ``wall_seconds``, ``peak_rss_gib`` (the child's peak resident set,
-    from ``wait4``), ``commit``, ``finished`` (UTC, ISO 8601) and ``command`` (as a user would
-    type it: ``embedlab ...`` for the console script).
+    from ``wait4``), ``commit``, ``machine``, ``finished`` (UTC, ISO 8601) and ``command`` (as a
+    user would type it: ``embedlab ...`` for the console script). If the grid itself is
+    interrupted (Ctrl-C, SIGTERM) the child is terminated first, so it never trains on unseen.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with log_path.open("a") as stream:
         proc = subprocess.Popen(list(command), stdout=stream, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.terminate()
+            proc.wait()
+            raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
     shown = list(command)
     if Path(shown[0]).name == "embedlab":
         shown[0] = "embedlab"
-    return {"returncode": os.waitstatus_to_exitcode(status),
-            "wall_seconds": round(time.monotonic() - start, 1),
+    return {"returncode": proc.returncode, "wall_seconds": round(time.monotonic() - start, 1),
             "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3), "commit": git_commit(),
-            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": machine(), "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": " ".join(shown)}  # fmt: skip
 
 
@@ -96,14 +121,18 @@ def drain(
     budget: dict[str, Any],
     only: Sequence[str] | None = None,
     same_budget: Sequence[str] = (),
+    list_only: bool = False,
 ) -> None:
-    """Run the jobs not yet in ``json_path`` in order, storing each row as it finishes.
+    """Run the jobs not yet finished in ``json_path`` (no row, or a row with a non-zero return
+    code) in order, storing each row as it finishes. Holds ``<runs>/LOCK`` while it runs.
 
     ``only``: run just these keys. ``same_budget``: budget fields that must equal those of the
-    JSON's recorded budget (so rows of different budgets never mix in one file).
+    JSON's recorded budget (so rows of different budgets never mix in one file). ``list_only``:
+    print each job's state (``done``, ``waiting for <file>``, ``to run``) and run nothing.
 
     Raises:
-        SystemExit: an unknown key in ``only``, or a JSON recorded under another budget.
+        SystemExit: an unknown key in ``only``, a JSON recorded under another budget, or
+            a grid already running on ``runs``.
     """
     known = load(json_path).get("budget")
     for name in same_budget:
@@ -113,15 +142,69 @@ def drain(
     keys = [job.key for job in jobs]
     unknown = sorted(set(only or ()) - set(keys))
     if unknown:
-        raise SystemExit(f"unknown cell(s) {unknown}; cells: {', '.join(keys)}")
-    for job in jobs:
-        if only is not None and job.key not in only:
-            continue
-        if job.key in load(json_path).get("cells", {}):
-            continue
-        if job.needs is not None and not job.needs.is_file():
-            log(f"{job.key}: skipped, {job.needs} does not exist yet")
-            continue
-        wait_while_paused(runs)
-        log(f"{job.key}: start")
-        store(json_path, job.key, job.run(), budget)
+        raise SystemExit(f"unknown cell(s) {unknown}; cells of this grid: {', '.join(keys)}")
+    if list_only:
+        cells = load(json_path).get("cells", {})
+        for job in jobs:
+            if only is None or job.key in only:
+                print(f"{job.key}: {_state(job, cells.get(job.key))}")
+        return
+    with grid_lock(runs):
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            for job in jobs:
+                if only is not None and job.key not in only:
+                    continue
+                row = load(json_path).get("cells", {}).get(job.key)
+                if row is not None and row.get("returncode") == 0:
+                    continue
+                if job.needs is not None and not job.needs.is_file():
+                    log(f"{job.key}: skipped, {job.needs} does not exist yet")
+                    continue
+                wait_while_paused(runs)
+                again = "" if row is None else f" (again: exit code {row.get('returncode')} before)"
+                log(f"{job.key}: start{again}")
+                store(json_path, job.key, job.run(), budget)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def refuse_overrides(extra: Sequence[str], taken: set[str]) -> None:
+    """Refuse ``--set KEY=VALUE`` overrides whose KEY the grid sets itself (``taken``): they would
+    silently replace what distinguishes its cells or what its recorded budget says.
+
+    Raises:
+        SystemExit: naming the clashing keys.
+    """
+    clash = sorted({item.split("=", 1)[0] for item in extra} & taken)
+    if clash:
+        raise SystemExit(f"--set {', '.join(clash)}: the grid sets these keys itself (per cell or "
+                         "from its own options); change the grid's options instead")  # fmt: skip
+
+
+@contextmanager
+def grid_lock(runs: Path) -> Iterator[None]:
+    """Hold ``<runs>/LOCK`` (an advisory ``flock``) for the block.
+
+    Raises:
+        SystemExit: another process (a running grid) holds it.
+    """
+    runs.mkdir(parents=True, exist_ok=True)
+    with (runs / "LOCK").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"a grid is running on {runs} (it holds {runs / 'LOCK'})") from None
+        yield
+
+
+def _state(job: Job, row: dict[str, Any] | None) -> str:
+    if row is not None and row.get("returncode") == 0:
+        return "done"
+    if job.needs is not None and not job.needs.is_file():
+        return f"waiting for {job.needs}"
+    return "to run" if row is None else f"to run again (exit code {row.get('returncode')})"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cell_queue import ROOT, Job, drain, log, run_logged
+from cell_queue import ROOT, Job, drain, log, refuse_overrides, run_logged
 
 LM = Path("configs/lm/ptb")
 ABLATION = LM / "kd-ablation"
@@ -70,7 +70,7 @@ def rows() -> list[Row]:
         Row(key="3-cr-ste-temperature", config=ABLATION / "3-cr-ste-temperature.yaml",
             variant="CR + STE + temperature scheduling", parent="2-cr-ste",
             changes="temperature 1 -> 0.1, exponential over the first 4 epochs (the constant-lr "
-                    "phase)", overrides=(f"{KD}.anneal_epochs=4",), paper_perplexity=89.55),
+                    "phase)", paper_perplexity=89.55),
         Row(key="4-cr-ste-entropy", config=ABLATION / "4-cr-ste-entropy.yaml",
             variant="CR + STE + entropy reg", parent="2-cr-ste",
             changes="entropy_weight: 1 (mean code-distribution entropy penalty)",
@@ -143,6 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "kd-lm")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "kd-lm-ptb.json")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--list", action="store_true", help="print each cell's state, run nothing")
     parser.add_argument("--only", nargs="*", default=None, help="run only these row keys")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override added to every row (e.g. a shorter budget for a smoke "
@@ -160,11 +161,14 @@ def main(argv: list[str] | None = None) -> None:
     budget = {"epochs": "each config's own (13, Zaremba small: lr 1 halved every epoch after 4)",
               "threads": args.threads, "extra_overrides": list(args.set),
               "machine": f"{os.cpu_count()} cores"}  # fmt: skip
+    selected = [r for r in rows() if args.only is None or r.key in args.only]
+    taken = {"train.num_threads", "train.init_from"}
+    refuse_overrides(args.set, taken | {o.split("=", 1)[0] for r in selected for o in r.overrides})
     teacher = args.runs / "full" / "metrics.json"
     jobs = [Job(key=row.key, run=partial(run_row, row, args), needs=teacher if row.needs_teacher else None)
             for row in rows()]  # fmt: skip
     drain(jobs, json_path=args.json, runs=args.runs, budget=budget, only=args.only,
-          same_budget=("extra_overrides",))  # fmt: skip
+          same_budget=("threads", "extra_overrides"), list_only=args.list)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Prints the markdown table of the finished rows (test / valid perplexity, perplex
 the full table, embedding compression, what the row changes, the paper's table-1 perplexity: a
 larger model, so only the order compares) and, when any figure-1 row has finished, draws test
 perplexity against the code-embedding dimension d' for linear and LSTM composition with the full
-table as a dashed line. Last stdout line: JSON (rows in grid order with ``perplexity_increase``).
+table as a dashed line. Last stdout line: JSON (rows in the order they landed, with ``perplexity_increase``).
 """
 
 from __future__ import annotations

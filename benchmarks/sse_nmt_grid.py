@@ -5,9 +5,9 @@ lands in ``--json`` at once.
 Cells, in this order so that a partial grid is still a paired comparison: ``base-s<seed>`` and
 ``sse-p0.01-s<seed>`` for each seed (configs/nmt/multi30k/transformer-small{,-sse}.yaml: identical but
 for SSE-SE on the source and target input ids), then ``sse-p<p>-s0`` for the sweep's other p.
-Every run trains for ``--minutes`` of wall clock (``train.max_minutes``: the loop stops at the
-budget, the last 5 epoch checkpoints are averaged, beam-4 BLEU on valid and test), so the grid needs
-the machine to itself; ``<runs>/PAUSE`` holds the next run, finished runs are skipped, a killed run
+Every run trains for ``--minutes`` of wall clock or the config's 30 epochs, whichever comes first
+(``train.max_minutes``; then the last 5 epoch checkpoints are averaged, beam-4 BLEU on valid and
+test), so the grid needs the machine to itself; ``<runs>/PAUSE`` holds the next run, finished runs are skipped, a killed run
 resumes from its last checkpoint, and a JSON written under another budget is refused
 (benchmarks/cell_queue.py). Mean +- sd and curves: benchmarks/sse_nmt_report.py.
 
@@ -28,7 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cell_queue import ROOT, Job, drain, log, run_logged
+from cell_queue import ROOT, Job, drain, log, refuse_overrides, run_logged
 
 CONFIGS = Path("configs/nmt/multi30k")
 SWEEP = (0.003, 0.03, 0.1)  # besides the paper's p = 0.01
@@ -76,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=120.0, help="training budget per run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--list", action="store_true", help="print each cell's state, run nothing")
     parser.add_argument("--only", nargs="*", default=None, help="run only these cell keys")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override added to every run (recorded in the JSON's budget)")  # fmt: skip
@@ -93,9 +94,14 @@ def main(argv: list[str] | None = None) -> None:
               "extra_overrides": list(args.set), "machine": f"{os.cpu_count()} cores",
               "includes": "training + per-epoch validation (train.max_minutes); checkpoint "
                           "averaging and beam-4 valid/test decoding on top"}  # fmt: skip
+    selected = [c for c in cells(args.seeds) if args.only is None or c["key"] in args.only]
+    taken = {"seed", "train.max_minutes", "train.num_threads"}
+    refuse_overrides(
+        args.set, taken | {o.split("=", 1)[0] for c in selected for o in c["overrides"]}
+    )
     jobs = [Job(key=c["key"], run=partial(run_cell, c, args)) for c in cells(args.seeds)]
     drain(jobs, json_path=args.json, runs=args.runs, budget=budget, only=args.only,
-          same_budget=("train_minutes", "threads", "extra_overrides"))  # fmt: skip
+          same_budget=("train_minutes", "threads", "extra_overrides"), list_only=args.list)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Usage: .venv/bin/python benchmarks/sse_nmt_report.py docs/sse-nmt-multi30k.json 
            --png docs/img/sse-nmt-multi30k --write
 
 Prints a markdown table; ``--write`` stores the summary under ``"summary"`` in the JSON (the grid
-keeps that key); ``--png PREFIX`` draws ``PREFIX-loss.png`` (valid NLL per target token) and
+keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws ``PREFIX-loss.png`` (valid NLL per target token) and
 ``PREFIX-bleu.png`` (greedy BLEU on the first valid sentences) against training minutes for the
 paired runs, read from their ``trace.jsonl`` under ``--runs``. Last stdout line: JSON.
 """
@@ -18,6 +18,8 @@ import os
 import statistics
 from pathlib import Path
 from typing import Any
+
+from cell_queue import grid_lock
 
 from embedlab.plots import plot_trace
 
@@ -87,10 +89,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         ]
     if args.write:
-        grid["summary"] = summary
-        tmp = args.grid.with_suffix(".tmp")
-        tmp.write_text(json.dumps(grid, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, args.grid)
+        with grid_lock(args.runs):  # refused while the grid runs: it rewrites the same file
+            grid = json.loads(args.grid.read_text(encoding="utf-8"))
+            grid["summary"] = summary
+            tmp = args.grid.with_suffix(".tmp")
+            tmp.write_text(json.dumps(grid, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, args.grid)
     print(json.dumps(summary))
     return summary
 

@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sections", nargs="+", default=["wn18rr", "fb15k-237", "table3"])
+    parser.add_argument("--list", action="store_true", help="print each cell's state, run nothing")
     parser.add_argument("--only", nargs="*", default=None, help="run only these cell keys")
     parser.add_argument("--embedlab", type=Path, default=Path(sys.executable).parent / "embedlab")
     args = parser.parse_args()
@@ -122,7 +123,7 @@ def main() -> None:
                 needs=None if cell.init_from is None else args.runs / cell.init_from / "metrics.json")
             for cell in cells(args.sections)]  # fmt: skip
     drain(jobs, json_path=args.json, runs=args.runs, budget=budget, only=args.only,
-          same_budget=("train_minutes", "threads"))  # fmt: skip
+          same_budget=("train_minutes", "threads"), list_only=args.list)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and blocked cells, ``--only``, the budget guard, the atomic JSON merge and the p
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,11 @@ def test_drain_runs_in_order_skips_finished_and_blocked(queue: Any, tmp_path: Pa
     ran: list[str] = []
 
     def job(key: str, needs: Path | None = None) -> Any:
-        return queue.Job(key=key, run=lambda: ran.append(key) or {"value": len(ran)}, needs=needs)
+        def run() -> dict[str, Any]:
+            ran.append(key)
+            return {"returncode": 0, "value": len(ran)}
+
+        return queue.Job(key=key, run=run, needs=needs)
 
     out, budget = tmp_path / "grid.json", {"minutes": 10}
     teacher = tmp_path / "teacher" / "metrics.json"
@@ -37,7 +42,8 @@ def test_drain_runs_in_order_skips_finished_and_blocked(queue: Any, tmp_path: Pa
     queue.drain(jobs, json_path=out, runs=tmp_path, budget=budget)
     assert ran == ["a", "c"]  # b waits for its teacher
     data = json.loads(out.read_text())
-    assert data["budget"] == budget and data["cells"] == {"a": {"value": 1}, "c": {"value": 2}}
+    assert data["budget"] == budget
+    assert data["cells"] == {"a": {"returncode": 0, "value": 1}, "c": {"returncode": 0, "value": 2}}
 
     teacher.parent.mkdir()
     teacher.write_text("{}")
@@ -53,7 +59,7 @@ def test_drain_runs_in_order_skips_finished_and_blocked(queue: Any, tmp_path: Pa
 
 def test_drain_refuses_unknown_cells_and_other_budgets(queue: Any, tmp_path: Path) -> None:
     out = tmp_path / "grid.json"
-    jobs = [queue.Job(key="a", run=lambda: {"x": 1})]
+    jobs = [queue.Job(key="a", run=lambda: {"returncode": 0})]
     with pytest.raises(SystemExit, match="unknown cell"):
         queue.drain(jobs, json_path=out, runs=tmp_path, budget={}, only=["zz"])
     queue.drain(jobs, json_path=out, runs=tmp_path, budget={"minutes": 10, "machine": "m1"})
@@ -72,3 +78,48 @@ def test_run_logged_records_exit_status_log_and_memory(queue: Any, tmp_path: Pat
     assert row["returncode"] == 3 and "hello" in log.read_text()
     assert row["peak_rss_gib"] >= 64 / 1024 and row["wall_seconds"] >= 0
     assert row["command"].startswith(sys.executable) and len(row["commit"]) >= 40
+    assert row["machine"].startswith(f"{os.cpu_count()} cores")
+
+
+def test_list_only_prints_states_and_runs_nothing(
+    queue: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "grid.json"
+    queue.store(out, "a", {"returncode": 0}, {})
+    queue.store(out, "d", {"returncode": -9}, {})
+    missing = tmp_path / "teacher.json"
+
+    def never() -> dict[str, Any]:
+        raise AssertionError("list_only must not run a job")
+
+    keys = (("a", None), ("b", missing), ("c", None), ("d", None))
+    jobs = [queue.Job(key=k, run=never, needs=n) for k, n in keys]
+    queue.drain(jobs, json_path=out, runs=tmp_path, budget={}, list_only=True)
+    assert capsys.readouterr().out.splitlines() == [
+        "a: done", f"b: waiting for {missing}", "c: to run", "d: to run again (exit code -9)"
+    ]  # fmt: skip
+
+
+def test_failed_cells_run_again_and_the_first_budget_stays(queue: Any, tmp_path: Path) -> None:
+    out, codes = tmp_path / "grid.json", iter([-9, 0])
+    jobs = [queue.Job(key="a", run=lambda: {"returncode": next(codes)})]
+    queue.drain(jobs, json_path=out, runs=tmp_path, budget={"machine": "m1"})
+    assert json.loads(out.read_text())["cells"]["a"]["returncode"] == -9
+    queue.drain(jobs, json_path=out, runs=tmp_path, budget={"machine": "m2"})
+    data = json.loads(out.read_text())
+    assert data["cells"]["a"]["returncode"] == 0 and data["budget"] == {"machine": "m1"}
+
+
+def test_a_second_grid_on_the_same_runs_is_refused(queue: Any, tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def nested() -> dict[str, Any]:
+        inner = [queue.Job(key="b", run=lambda: {"returncode": 0})]
+        with pytest.raises(SystemExit, match="a grid is running"):
+            queue.drain(inner, json_path=tmp_path / "other.json", runs=tmp_path, budget={})
+        seen.append("refused")
+        return {"returncode": 0}
+
+    jobs = [queue.Job(key="a", run=nested)]
+    queue.drain(jobs, json_path=tmp_path / "grid.json", runs=tmp_path, budget={})
+    assert seen == ["refused"]

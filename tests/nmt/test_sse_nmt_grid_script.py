@@ -37,7 +37,8 @@ def test_paired_configs_differ_only_in_sse() -> None:
 def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
     corpus = write_parallel(tmp_path / "corpus")
     runs, out = tmp_path / "runs", tmp_path / "nmt.json"
-    sets = [x for s in [f"dataset={corpus}", "train.max_epochs=2", *TINY] for x in ("--set", s)]
+    tiny = [s for s in TINY if not s.startswith("train.num_threads=")]  # the grid's --threads
+    sets = [x for s in [f"dataset={corpus}", "train.max_epochs=2", *tiny] for x in ("--set", s)]
     keys = ["base-s0", "sse-p0.01-s0", "sse-p0.1-s0"]
     grid = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
                 "--threads", "1", "--minutes", "5", "--only", *keys, *sets)  # fmt: skip
@@ -55,7 +56,10 @@ def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
     for table in ("source_embedding", "target_embedding"):  # the sweep's p reached both tables
         assert (saved[table]["sse"]["kind"], saved[table]["sse"]["p"]) == ("se", 0.1)
 
-    # another budget into the same JSON is refused
+    # another budget into the same JSON is refused, and so is a --set of a key the grid sets
+    clash = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
+                 "--minutes", "5", "--only", "sse-p0.1-s0", *sets, "--set", "target_embedding.sse.p=0.5")  # fmt: skip
+    assert clash.returncode != 0 and "target_embedding.sse.p" in clash.stderr
     mixed = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
                  "--minutes", "7", "--only", "base-s1", *sets)  # fmt: skip
     assert mixed.returncode != 0 and "another --json" in mixed.stderr
