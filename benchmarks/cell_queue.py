@@ -11,12 +11,15 @@ grid is started again.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -97,6 +100,36 @@ def run_logged(command: Sequence[str], log_path: Path) -> dict[str, Any]:
             "command": " ".join(shown)}  # fmt: skip
 
 
+def train_cell(
+    *,
+    embedlab: Path,
+    runs: Path,
+    key: str,
+    task: str,
+    config: Path,
+    sets: Sequence[str],
+    options: Sequence[str] = (),
+    fields: dict[str, Any],
+    extract: Callable[[dict[str, Any]], dict[str, Any]],
+    quality: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """One cell: ``embedlab <task> train --config <config> --out <runs>/<key> <options>
+    --set ...`` (:func:`run_logged`, log ``<runs>/<key>.log``); the row is ``fields``, the
+    process record, and ``extract(metrics.json)`` when the run finished; ``quality(row)`` goes
+    into the progress line (e.g. ``"test MRR 0.43"``)."""
+    out = runs / key
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(embedlab), task, "train", "--config", str(config), "--out", str(out),
+               *options, *(x for s in sets for x in ("--set", s))]  # fmt: skip
+    row = dict(fields) | run_logged(command, runs / f"{key}.log")
+    metrics = out / "metrics.json"
+    if row["returncode"] == 0 and metrics.is_file():
+        row |= extract(json.loads(metrics.read_text()))
+    log(f"{key}: rc {row['returncode']}, {row['wall_seconds']:.0f} s, "
+        f"peak {row['peak_rss_gib']} GiB, {quality(row)}")  # fmt: skip
+    return row
+
+
 def wait_while_paused(runs: Path, *, poll_seconds: float = 10.0) -> None:
     """Block while ``<runs>/PAUSE`` exists."""
     while (runs / "PAUSE").exists():
@@ -167,6 +200,40 @@ def drain(
                 store(json_path, job.key, job.run(), budget)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+def grid_parser(
+    description: str, *, runs: str, json_path: str, overrides: bool = True
+) -> argparse.ArgumentParser:
+    """The options every grid has: ``--runs``, ``--json``, ``--threads``, ``--list``, ``--only``,
+    ``--embedlab`` and (``overrides``) ``--set KEY=VALUE``; defaults under the repository root."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=Path, default=ROOT / runs, help="run directories")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / json_path, help="results, one row per cell"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per cell")
+    parser.add_argument("--list", action="store_true", help="print each cell's state, run nothing")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these cell keys")
+    parser.add_argument("--embedlab", type=Path, default=Path(sys.executable).parent / "embedlab")
+    if overrides:
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override added to every cell (e.g. a tiny budget for a smoke "
+                                 "test); recorded in the JSON's budget")  # fmt: skip
+    return parser
+
+
+def parse_grid_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse; ``runs`` made absolute.
+
+    Raises:
+        SystemExit: ``--embedlab`` is not an executable.
+    """
+    args = parser.parse_args(argv)
+    args.runs = args.runs.resolve()
+    if not shutil.which(str(args.embedlab)):
+        raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
+    return args
 
 
 def refuse_overrides(extra: Sequence[str], taken: set[str]) -> None:

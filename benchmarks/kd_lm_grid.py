@@ -28,16 +28,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cell_queue import ROOT, Job, drain, log, refuse_overrides, run_logged
+from cell_queue import Job, drain, grid_parser, parse_grid_args, refuse_overrides, train_cell
 
 LM = Path("configs/lm/ptb")
 ABLATION = LM / "kd-ablation"
@@ -119,45 +116,28 @@ def row_result(row: Row, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_row(row: Row, args: argparse.Namespace) -> dict[str, Any]:
-    out = args.runs / row.key
     sets = [*row.overrides, f"train.num_threads={args.threads}", *args.set]
     if row.needs_teacher:
         sets.append(f"train.init_from={args.runs / 'full'}")
-    command = [str(args.embedlab), "lm", "train", "--config", str(row.config), "--out", str(out),
-               "--no-progress", *(x for s in sets for x in ("--set", s))]  # fmt: skip
-    result: dict[str, Any] = {"variant": row.variant, "parent": row.parent, "changes": row.changes,
-                              "config": str(row.config), "overrides": list(row.overrides),
-                              "paper_perplexity": row.paper_perplexity,
-                              "figure1": list(row.figure1) if row.figure1 else None}  # fmt: skip
-    result |= run_logged(command, args.runs / f"{row.key}.log")
-    metrics_path = out / "metrics.json"
-    if result["returncode"] == 0 and metrics_path.is_file():
-        result |= row_result(row, json.loads(metrics_path.read_text()))
-    log(f"{row.key}: rc {result['returncode']}, {result['wall_seconds']:.0f} s, "
-        f"test perplexity {result.get('test_perplexity')}")  # fmt: skip
-    return result
+    fields = {"variant": row.variant, "parent": row.parent, "changes": row.changes,
+              "config": str(row.config), "overrides": list(row.overrides),
+              "paper_perplexity": row.paper_perplexity,
+              "figure1": list(row.figure1) if row.figure1 else None}  # fmt: skip
+    return train_cell(embedlab=args.embedlab, runs=args.runs, key=row.key, task="lm",
+                      config=row.config, sets=sets, options=["--no-progress"], fields=fields,
+                      extract=partial(row_result, row),
+                      quality=lambda r: f"test perplexity {r.get('test_perplexity')}")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "kd-lm")
-    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "kd-lm-ptb.json")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--list", action="store_true", help="print each cell's state, run nothing")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these row keys")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override added to every row (e.g. a shorter budget for a smoke "
-                             "test); recorded in the JSON's budget")  # fmt: skip
-    parser.add_argument("--embedlab", type=Path, default=Path(sys.executable).parent / "embedlab")
-    args = parser.parse_args(argv)
-    args.runs = args.runs.resolve()
-    return args
+    parser = grid_parser(
+        __doc__.splitlines()[0], runs="runs/kd-lm", json_path="docs/kd-lm-ptb.json"
+    )
+    return parse_grid_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not shutil.which(str(args.embedlab)):
-        raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
     budget = {"epochs": "each config's own (13, Zaremba small: lr 1 halved every epoch after 4)",
               "threads": args.threads, "extra_overrides": list(args.set),
               "machine": f"{os.cpu_count()} cores"}  # fmt: skip

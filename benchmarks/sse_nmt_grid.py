@@ -20,15 +20,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cell_queue import ROOT, Job, drain, log, refuse_overrides, run_logged
+from cell_queue import Job, drain, grid_parser, parse_grid_args, refuse_overrides, train_cell
 
 CONFIGS = Path("configs/nmt/multi30k")
 SWEEP = (0.003, 0.03, 0.1)  # besides the paper's p = 0.01
@@ -49,47 +46,38 @@ def cells(seeds: list[int]) -> list[dict[str, Any]]:
     return out
 
 
-def run_cell(cell: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    out = args.runs / cell["key"]
-    sets = [*cell["overrides"], f"seed={cell['seed']}", f"train.max_minutes={args.minutes}",
-            f"train.num_threads={args.threads}", *args.set]  # fmt: skip
-    command = [str(args.embedlab), "nmt", "train", "--config", str(cell["config"]), "--out",
-               str(out), "--no-progress", *(x for s in sets for x in ("--set", s))]  # fmt: skip
-    row: dict[str, Any] = {k: str(v) if k == "config" else v for k, v in cell.items() if k != "key"}
-    row |= run_logged(command, args.runs / f"{cell['key']}.log")
-    metrics_path = out / "metrics.json"
-    if row["returncode"] == 0 and metrics_path.is_file():
-        met = json.loads(metrics_path.read_text())
-        for split in ("valid", "test"):
-            row[split] = {k: met[split].get(k) for k in ("bleu", "loss", "perplexity", "sacrebleu_signature")}  # fmt: skip
-        row["selected"] = met.get("selected")
-        row["timing"] = {k: met["timing"].get(k) for k in ("epochs", "train_seconds", "rows_per_s")}
-    log(f"{cell['key']}: rc {row['returncode']}, {row['wall_seconds']:.0f} s, "
-        f"test BLEU {row.get('test', {}).get('bleu')}")  # fmt: skip
+def nmt_fields(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a row keeps of a run's metrics.json."""
+    keep = ("bleu", "loss", "perplexity", "sacrebleu_signature")
+    row: dict[str, Any] = {
+        split: {k: metrics[split].get(k) for k in keep} for split in ("valid", "test")
+    }
+    row["selected"] = metrics.get("selected")
+    row["timing"] = {k: metrics["timing"].get(k) for k in ("epochs", "train_seconds", "rows_per_s")}
     return row
 
 
+def run_cell(cell: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    sets = [*cell["overrides"], f"seed={cell['seed']}", f"train.max_minutes={args.minutes}",
+            f"train.num_threads={args.threads}", *args.set]  # fmt: skip
+    fields = {k: str(v) if k == "config" else v for k, v in cell.items() if k != "key"}
+    return train_cell(embedlab=args.embedlab, runs=args.runs, key=cell["key"], task="nmt",
+                      config=cell["config"], sets=sets, options=["--no-progress"], fields=fields,
+                      extract=nmt_fields,
+                      quality=lambda r: f"test BLEU {r.get('test', {}).get('bleu')}")  # fmt: skip
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "nmt")
-    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "sse-nmt-multi30k.json")
+    parser = grid_parser(
+        __doc__.splitlines()[0], runs="runs/nmt", json_path="docs/sse-nmt-multi30k.json"
+    )
     parser.add_argument("--minutes", type=float, default=120.0, help="training budget per run")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--list", action="store_true", help="print each cell's state, run nothing")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these cell keys")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override added to every run (recorded in the JSON's budget)")  # fmt: skip
-    parser.add_argument("--embedlab", type=Path, default=Path(sys.executable).parent / "embedlab")
-    args = parser.parse_args(argv)
-    args.runs = args.runs.resolve()
-    return args
+    return parse_grid_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not shutil.which(str(args.embedlab)):
-        raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
     budget = {"train_minutes": args.minutes, "threads": args.threads,
               "extra_overrides": list(args.set), "machine": f"{os.cpu_count()} cores",
               "includes": "training + per-epoch validation (train.max_minutes); checkpoint "

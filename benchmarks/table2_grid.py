@@ -23,15 +23,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from cell_queue import ROOT, Job, drain, log, run_logged
+from cell_queue import ROOT, Job, drain, grid_parser, parse_grid_args, train_cell
 from table2_report import LOSSES, MODELS, PAPER_WN18RR
 
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
@@ -77,48 +74,36 @@ def cells(sections: list[str]) -> list[Cell]:
     return out
 
 
+def kge_fields(metrics: dict) -> dict:
+    """What a Table-2 row keeps of a run's metrics.json."""
+    timing = ("epochs", "train_seconds", "train_and_valid_seconds", "rows", "rows_per_s")
+    return {"test": {k: metrics["test"][k] for k in METRICS},
+            "valid": {k: metrics["valid"][k] for k in METRICS},
+            "best_epoch": metrics.get("best_epoch"),
+            "timing": {k: metrics["timing"].get(k) for k in timing},
+            "stop_reason": metrics.get("stop_reason", metrics["timing"].get("stop_reason"))}  # fmt: skip
+
+
 def run_cell(cell: Cell, args: argparse.Namespace) -> dict:
-    out = args.runs / cell.key
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(args.embedlab), "kge", "train", "--config", str(cell.config), "--out", str(out),
-               "--set", f"train.max_minutes={args.minutes}", "--set", f"train.num_threads={args.threads}"]  # fmt: skip
-    if cell.init_from is not None:
-        command += ["--init-from", str(args.runs / cell.init_from)]
-    row: dict = {"config": str(cell.config.relative_to(ROOT))}
-    row |= run_logged(command, args.runs / f"{cell.key}.log")
+    fields: dict = {"config": str(cell.config.relative_to(ROOT))}
     if cell.paper is not None:
-        row["paper"] = dict(zip(METRICS, cell.paper, strict=True))
-    metrics_path = out / "metrics.json"
-    if row["returncode"] == 0 and metrics_path.is_file():
-        met = json.loads(metrics_path.read_text())
-        row["test"] = {k: met["test"][k] for k in METRICS}
-        row["valid"] = {k: met["valid"][k] for k in METRICS}
-        row["best_epoch"] = met.get("best_epoch")
-        row["timing"] = {k: met["timing"].get(k) for k in ("epochs", "train_seconds", "train_and_valid_seconds", "rows", "rows_per_s")}  # fmt: skip
-        row["stop_reason"] = met.get("stop_reason", met["timing"].get("stop_reason"))
-    log(f"{cell.key}: rc {row['returncode']}, {row['wall_seconds']:.0f} s, peak {row['peak_rss_gib']} GiB, "
-        f"test MRR {row.get('test', {}).get('mrr')}")  # fmt: skip
-    return row
+        fields["paper"] = dict(zip(METRICS, cell.paper, strict=True))
+    options = [] if cell.init_from is None else ["--init-from", str(args.runs / cell.init_from)]
+    return train_cell(embedlab=args.embedlab, runs=args.runs, key=cell.key, task="kge",
+                      config=cell.config, options=options, fields=fields, extract=kge_fields,
+                      sets=[f"train.max_minutes={args.minutes}", f"train.num_threads={args.threads}"],
+                      quality=lambda row: f"test MRR {row.get('test', {}).get('mrr')}")  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "table2")
-    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "table2-wn18rr.json")
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = grid_parser(__doc__.splitlines()[0], runs="runs/table2",
+                         json_path="docs/table2-wn18rr.json", overrides=False)  # fmt: skip
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per cell")
     parser.add_argument("--sections", nargs="+", default=["wn18rr", "fb15k-237", "table3"])
-    parser.add_argument("--list", action="store_true", help="print each cell's state, run nothing")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these cell keys")
-    parser.add_argument("--embedlab", type=Path, default=Path(sys.executable).parent / "embedlab")
-    args = parser.parse_args()
-    args.runs = args.runs.resolve()
+    args = parse_grid_args(parser, None)
     budget = {"train_minutes": args.minutes, "threads": args.threads,
               "includes": "training + periodic validation (train.max_minutes); final valid/test evaluation on top",
               "machine": f"{os.cpu_count()} cores"}  # fmt: skip
-
-    if not shutil.which(str(args.embedlab)):
-        raise SystemExit(f"{args.embedlab} not found (pass --embedlab)")
     jobs = [Job(key=cell.key, run=partial(run_cell, cell, args),
                 needs=None if cell.init_from is None else args.runs / cell.init_from / "metrics.json")
             for cell in cells(args.sections)]  # fmt: skip
