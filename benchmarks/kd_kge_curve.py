@@ -29,8 +29,10 @@ Usage::
         --distill-epochs 20 --joint-epochs 10 --frozen-epochs 5 \\
         --out runs/kd-kge/e2e-wn18rr.json --png runs/kd-kge/e2e-wn18rr.png
 
-Runs are resumable (finished run directories are read, not re-trained; an unfinished one is
-started afresh). Last stdout line: the JSON (``rows``: one per setting, with ``stages``).
+Runs are resumable: finished run directories are read, not re-trained; an unfinished one resumes
+from its last checkpoint (a stage run with other options than before is refused with the
+config difference instead of being silently restarted). Last stdout line: the JSON (``rows``: one
+per setting, with ``stages``).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def run_setting(setting: str, args: argparse.Namespace) -> dict[str, Any]:
         if not (run_dir / "metrics.json").is_file():
             overrides = stage_overrides(stage, setting, source, args)
             config = build_config(path=args.teacher / "config.yaml", overrides=overrides)
-            train_run(config, run_dir, overwrite=run_dir.exists())
+            train_run(config, run_dir)  # an unfinished stage resumes from its checkpoint
         stages.append({"stage": stage, "run": str(run_dir), **_stage_result(_metrics(run_dir))})
         source = run_dir
     return _row(setting, _metrics(stage_plan(setting, args)[0][1]), stages)

@@ -78,4 +78,13 @@ def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[st
     before = (tmp_path / "runs/4-3-8-ft0-joint1/metrics.json").stat().st_mtime_ns
     assert script.main(argv) == result
     assert (tmp_path / "runs/4-3-8-ft0-joint1/metrics.json").stat().st_mtime_ns == before
+    # an unfinished stage (killed after its checkpoint, before metrics.json) resumes, it is not
+    # restarted from scratch: its trace gains a resume event and keeps the first run's events
+    joint = tmp_path / "runs/4-3-8-ft0-joint1"
+    (joint / "metrics.json").unlink()
+    events = [json.loads(x)["event"] for x in (joint / "trace.jsonl").read_text().splitlines()]
+    again = script.main(argv)
+    after = [json.loads(x)["event"] for x in (joint / "trace.jsonl").read_text().splitlines()]
+    assert after[: len(events)] == events and "resume" in after[len(events) :]
+    assert again["rows"][0]["stages"][1]["test_mrr"] == pytest.approx(row["stages"][1]["test_mrr"])
     capsys.readouterr()
