@@ -22,7 +22,7 @@ different budgets never mix). Table and figure: benchmarks/kd_lm_table.py.
 Usage::
 
     EMBEDLAB_DATA_DIR=../shared/datasets nohup python benchmarks/kd_lm_grid.py \
-        --runs runs/kd-lm --json docs/kd-lm-ptb.json --threads 2 >> runs/kd-lm/grid.log 2>&1 &
+        --runs runs/kd-lm --json runs/kd-lm/kd-lm-ptb.json --threads 2 >> runs/kd-lm/grid.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def run_row(row: Row, args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = grid_parser(
-        __doc__.splitlines()[0], runs="runs/kd-lm", json_path="docs/kd-lm-ptb.json"
+        __doc__.splitlines()[0], runs="runs/kd-lm", json_path="runs/kd-lm/kd-lm-ptb.json"
     )
     return parse_grid_args(parser, argv)
 

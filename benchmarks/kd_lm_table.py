@@ -1,6 +1,6 @@
 """Tables and supplement figure 1 from the PTB KD-code grid (benchmarks/kd_lm_grid.py) for docs/kd.md.
 
-Usage: .venv/bin/python benchmarks/kd_lm_table.py docs/kd-lm-ptb.json --png docs/img/kd-lm-ptb-figure1.png
+Usage: .venv/bin/python benchmarks/kd_lm_table.py runs/kd-lm/kd-lm-ptb.json --png runs/kd-lm/figure1.png
 
 Prints the markdown table of the finished rows (test / valid perplexity, perplexity increase over
 the full table, embedding compression, what the row changes, the paper's table-1 perplexity: a
@@ -68,7 +68,7 @@ def figure1(rows: list[dict[str, Any]], png: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("grid", type=Path, help="the grid's JSON (docs/kd-lm-ptb.json)")
+    parser.add_argument("grid", type=Path, help="the grid's JSON (runs/kd-lm/kd-lm-ptb.json)")
     parser.add_argument("--png", type=Path, default=None, help="where to draw figure 1")
     args = parser.parse_args(argv)
     grid = json.loads(args.grid.read_text(encoding="utf-8"))

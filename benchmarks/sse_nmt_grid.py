@@ -14,7 +14,7 @@ resumes from its last checkpoint, and a JSON written under another budget is ref
 Usage::
 
     EMBEDLAB_DATA_DIR=../shared/datasets nohup python benchmarks/sse_nmt_grid.py \
-        --runs runs/nmt --json docs/sse-nmt-multi30k.json --minutes 120 >> runs/nmt/grid.log 2>&1 &
+        --runs runs/nmt --json runs/nmt/sse-nmt-multi30k.json --minutes 120 >> runs/nmt/grid.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def run_cell(cell: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = grid_parser(
-        __doc__.splitlines()[0], runs="runs/nmt", json_path="docs/sse-nmt-multi30k.json"
+        __doc__.splitlines()[0], runs="runs/nmt", json_path="runs/nmt/sse-nmt-multi30k.json"
     )
     parser.add_argument("--minutes", type=float, default=120.0, help="training budget per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

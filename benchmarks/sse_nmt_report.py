@@ -1,8 +1,8 @@
 """Baseline vs SSE-SE on Multi30K from benchmarks/sse_nmt_grid.py's JSON: BLEU mean +- sd over
 seeds, the paired (same seed) SSE-SE minus baseline difference, the p sweep, and the curves.
 
-Usage: .venv/bin/python benchmarks/sse_nmt_report.py docs/sse-nmt-multi30k.json --runs runs/nmt \
-           --png docs/img/sse-nmt-multi30k --write
+Usage: .venv/bin/python benchmarks/sse_nmt_report.py runs/nmt/sse-nmt-multi30k.json --runs runs/nmt \
+           --png runs/nmt/curves --write
 
 Prints a markdown table; ``--write`` stores the summary under ``"summary"`` in the JSON (the grid
 keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws ``PREFIX-loss.png`` (valid NLL per target token) and

@@ -11,13 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CITED = re.compile(r"(?<![\w/.-])((?:docs|benchmarks|configs|src|tests)/[\w./-]+)")
 
 # outputs of commands the docs give but that have not run yet; scripts cited at a commit
-NOT_YET = {
-    "docs/kd-lm-ptb.json": "benchmarks/kd_lm_grid.py output (docs/kd.md: not run yet)",
-    "docs/img/kd-lm-ptb-figure1.png": "benchmarks/kd_lm_table.py output, after the grid",
-    "docs/sse-nmt-multi30k.json": "benchmarks/sse_nmt_grid.py output (docs/nmt.md: not run yet)",
-    "docs/img/sse-nmt-multi30k": "prefix of benchmarks/sse_nmt_report.py's two PNGs",
-    "benchmarks/kd_lm_ptb.sh": "cited as `git show 364432d:benchmarks/kd_lm_ptb.sh`",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def cited_paths() -> dict[str, list[str]]:
