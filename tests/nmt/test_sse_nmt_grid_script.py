@@ -47,7 +47,9 @@ def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert data["budget"]["train_minutes"] == 5.0 and list(data["cells"]) == keys
     for key in keys:
         cell = data["cells"][key]
-        assert cell["returncode"] == 0 and 0.0 <= cell["test"]["bleu"] <= 100.0, key
+        run_metrics = json.loads((runs / key / "metrics.json").read_text())
+        assert cell["returncode"] == 0 and cell["test"]["bleu"] == run_metrics["test"]["bleu"], key
+        assert cell["valid"]["loss"] == run_metrics["valid"]["loss"], key
         assert cell["test"]["sacrebleu_signature"].startswith("nrefs:1|")
         assert (
             "--set seed=0" in cell["command"] and "--set train.max_minutes=5.0" in cell["command"]
