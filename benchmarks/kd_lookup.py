@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cell_queue import machine  # benchmarks/ is on sys.path when run as a script
 from torch import nn
 
 from embedlab.embeddings.config import KdConfig
@@ -246,6 +247,7 @@ def main() -> None:
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
+        "machine": machine(),
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "wall_seconds": round(time.perf_counter() - start, 1),
