@@ -105,6 +105,8 @@ def test_bad_groups(tmp_path: Path, text: str, message: str) -> None:
         ("configs/mf/ml-1m/sgd-mf.yaml", "mf", "rmse"),
         ("configs/lm/ptb/small.yaml", "lm", "perplexity"),
         ("configs/nmt/multi30k/transformer-small-sse.yaml", "nmt", "loss"),
+        ("configs/gcn/cora/features.yaml", "gcn", "accuracy"),
+        ("configs/gcn/cora/embedding-kd.yaml", "gcn", "accuracy"),
     ],
 )
 def test_task_detection(config: str, task: str, metric: str) -> None:
@@ -114,4 +116,7 @@ def test_task_detection(config: str, task: str, metric: str) -> None:
     spec = detect(path, None)
     assert (spec.name, spec.metric) == (task, metric)
     with pytest.raises(UserError, match="--task"):
-        detect(path, "gcn")
+        detect(path, "hashing")  # not a task
+    other = next(name for name in ("gcn", "kge") if name != task)
+    with pytest.raises(UserError):  # another task's schema refuses the config
+        detect(path, other)

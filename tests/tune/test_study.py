@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from embedlab.cli.main import main
+from embedlab.config.io import build_typed_config
 from embedlab.kge.config import build_config
 from embedlab.tune.study import StudyConfig, run_study
 from embedlab.tune.trial import TrialPruned, TrialRun, run_trial
@@ -165,3 +166,32 @@ def test_grid_over_groups_runs_each_choice_once_with_all_its_keys(tmp_path: Path
     assert summary["best"]["params"] == {"paired": "short-fast"}  # 0.18 > 0.15 > 0.12
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
     assert (best["train"]["lr"], best["train"]["max_epochs"]) == (0.9, 2)
+
+
+def test_gcn_study_on_a_tiny_planetoid_graph(tmp_path: Path) -> None:
+    """Real `embedlab gcn train` trials: the objective is each run's valid accuracy (the task's
+    metric, maximized) and best.yaml is a GCN config with the best trial's hidden width."""
+    from embedlab.gcn.config import GcnConfig
+    from tests.gcn.planetoid_files import write_planetoid
+
+    data = write_planetoid(tmp_path / "tiny")
+    (tmp_path / "base.yaml").write_text(
+        f"dataset: {data}\ndata: {{valid_size: 10}}\nmodel: {{hidden: 8}}\n"
+        "train: {max_epochs: 8, lr: 0.05, num_threads: 1}\neval: {every: 1}\n"
+    )
+    (tmp_path / "space.yaml").write_text("model.hidden: {type: categorical, choices: [4, 16]}\n")
+    summary = run_study(
+        StudyConfig(base=tmp_path / "base.yaml", space=tmp_path / "space.yaml", trials=2,
+                    storage=f"sqlite:///{tmp_path / 's.db'}", out=tmp_path / "out",
+                    sampler="grid", pruner="none"),
+    )  # fmt: skip
+    assert (summary["task"], summary["metric"]) == ("gcn", "valid accuracy")
+    assert summary["counts"] == {"COMPLETE": 2}
+    assert sorted(t["params"]["model.hidden"] for t in summary["trials"]) == [4, 16]
+    for trial in summary["trials"]:
+        metrics = json.loads((Path(trial["run_dir"]) / "metrics.json").read_text())
+        assert trial["value"] == metrics["valid"]["accuracy"]
+    best = max(summary["trials"], key=lambda t: t["value"])
+    tuned = build_typed_config(GcnConfig, path=tmp_path / "out" / "best.yaml")
+    assert tuned.model.hidden == best["params"]["model.hidden"]
+    assert tuned.train.max_epochs == 8

@@ -11,7 +11,7 @@ from embedlab.tune.study import StudyConfig, run_study
 
 
 def tune(
-    config: Path = typer.Option(..., "--config", help="base config YAML (KGE, MF, LM or NMT)"),
+    config: Path = typer.Option(..., "--config", help="base config YAML (KGE, MF, LM, NMT or GCN)"),
     space: Path = typer.Option(
         ...,
         "--space",
@@ -27,7 +27,9 @@ def tune(
     ),
     jobs: int = typer.Option(1, "--jobs", min=1, help="trials run in parallel"),
     study_name: str | None = typer.Option(None, "--study-name", help="default: name of --out"),
-    task: str | None = typer.Option(None, "--task", help="kge | mf | lm (default: detected)"),
+    task: str | None = typer.Option(
+        None, "--task", help="kge | mf | lm | nmt | gcn (default: detected)"
+    ),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random | grid"),
     pruner: str = typer.Option("median", "--pruner", help="median | none"),
     seed: int = typer.Option(0, "--seed", help="the sampler's seed"),
@@ -37,8 +39,9 @@ def tune(
 ) -> None:
     """Search hyper-parameters: each trial is `embedlab <task> train` in DIR/trial-NNNN.
 
-    The objective is the validation metric of the task (KGE: MRR, maximized; MF: RMSE and LM:
-    perplexity, minimized) of each trial's best checkpoint. Trials are pruned by Optuna's
+    The objective is the validation metric of the task (KGE: MRR and GCN: node accuracy,
+    maximized; MF: RMSE, LM: perplexity and NMT: per-token loss, minimized) of each trial's best
+    checkpoint. Trials are pruned by Optuna's
     median pruner from the `valid` events of their trace.jsonl. Re-running the same command
     continues the study in its storage; an interrupted trial resumes from its checkpoint.
     Writes DIR/summary.json, DIR/best.yaml (ready for `train --config`) and DIR/history.png.

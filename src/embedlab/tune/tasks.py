@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from embedlab.config.io import build_typed_config
 from embedlab.errors import UserError
+from embedlab.gcn.config import GcnConfig
 from embedlab.kge.config import KgeConfig
 from embedlab.lm.config import LmConfig
 from embedlab.nmt.config import NmtConfig
@@ -36,6 +37,9 @@ TASKS: dict[str, TaskSpec] = {
     # valid NLL per target token: in every valid event and in metrics.json["valid"]; the valid
     # events' BLEU is greedy on a subset (bleu_greedy), too noisy to prune on
     "nmt": TaskSpec(name="nmt", metric="loss", direction="minimize", config_class=NmtConfig),
+    # valid node accuracy of the run's selected checkpoint (eval.metric picks it: valid loss by
+    # default, as Kipf & Welling); every valid event has it
+    "gcn": TaskSpec(name="gcn", metric="accuracy", direction="maximize", config_class=GcnConfig),
 }
 
 
