@@ -4,6 +4,7 @@ configs, and runs end to end on a tiny Planetoid graph (learning, resume, KD tab
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,15 +74,12 @@ def test_penalty_is_kipfs_first_layer_l2() -> None:
 def test_config_refuses_what_a_gcn_run_does_not_use() -> None:
     with pytest.raises(UserError, match="model.features=bag_of_words does not use it"):
         build_typed_config(GcnConfig, overrides=["node_embedding.kind=kd"])
-    with pytest.raises(UserError, match="guidance=pdg"):
-        build_typed_config(
-            GcnConfig,
-            overrides=[
-                "model.features=both",
-                "node_embedding.kd.guidance=pdg",
-                "node_embedding.kind=kd",
-            ],  # fmt: skip
-        )
+    pdg = ["model.features=both", "node_embedding.kind=kd", "node_embedding.kd.guidance=pdg"]
+    with pytest.raises(UserError, match="needs a trained run to distill from"):
+        build_typed_config(GcnConfig, overrides=pdg)
+    with pytest.raises(UserError, match="no table uses it"):
+        build_typed_config(GcnConfig, overrides=["model.features=both", "train.init_from=/x"])
+    assert build_typed_config(GcnConfig, overrides=[*pdg, "train.init_from=/x"]).train.init_from
     with pytest.raises(UserError, match="model.bogus: unknown key"):
         build_typed_config(GcnConfig, overrides=["model.bogus=1"])
 
@@ -156,6 +154,63 @@ def test_kd_table_trains_and_reports_its_compression(tiny: Path, tmp_path: Path)
     losses = [e["loss"] for e in events if e["event"] == "epoch"]
     assert losses[-1] < 0.5 * losses[0]  # the codes, code vectors and W are learned together
     assert metrics["valid"]["accuracy"] > 0.5  # chance is 1/3
+
+
+PDG = [*KD, "node_embedding.kd.guidance=pdg", "node_embedding.kd.autoencode=true",
+       "node_embedding.kd.distill_epochs=30", "node_embedding.kd.distill_lr=0.05"]  # fmt: skip
+
+
+def test_pdg_distills_the_codes_from_a_trained_node_table(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train.init_from``: the KD table's teacher is the source run's best node table; the
+    distillation stage runs before the task (a ``distill`` event per epoch, error falling); a
+    killed run resumes without the teacher run (the teacher is in the checkpoint) to the same
+    result as an uninterrupted one."""
+    from embedlab.gcn.run import load_run
+
+    lookup = ["model.features=embedding", "model.embedding_dim=8", "eval.metric=accuracy"]
+    train_gcn(config(tiny, *lookup), tmp_path / "teacher", progress=False)
+    _, _, source = load_run(tmp_path / "teacher")
+    assert source.node_embedding is not None
+    table = source.node_embedding.all().detach()  # (60, 8)
+    cfg = config(tiny, *PDG, "train.max_epochs=6", f"train.init_from={tmp_path / 'teacher'}")
+    whole = train_gcn(cfg, tmp_path / "kd", progress=False)
+    _, _, student = load_run(tmp_path / "kd")
+    torch.testing.assert_close(student.node_embedding.teacher, table)  # type: ignore[union-attr]
+    trace = [json.loads(line) for line in (tmp_path / "kd/trace.jsonl").read_text().splitlines()]
+    errors = [e["relative_error"] for e in trace if e["event"] == "distill"]
+    assert len(errors) == 30 and errors[-1] < 0.8 * errors[0]
+    report = whole["compression"]["tables"]["node_embedding"]
+    assert report["distill_relative_error"] == pytest.approx(errors[-1])
+    real, calls = Loop._train_epoch, {"n": 0}
+
+    def dying(self: Loop, generator: torch.Generator) -> tuple[float, int, int, float]:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self, generator)
+
+    monkeypatch.setattr(Loop, "_train_epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train_gcn(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    shutil.rmtree(tmp_path / "teacher")  # resuming reads no teacher run
+    resumed = train_gcn(cfg, tmp_path / "cut", progress=False)
+    assert resumed["test"] == whole["test"] and resumed["best_epoch"] == whole["best_epoch"]
+
+
+def test_pdg_teacher_errors_name_the_run(tiny: Path, tmp_path: Path) -> None:
+    train_gcn(config(tiny, "train.max_epochs=2"), tmp_path / "bow", progress=False)
+    with pytest.raises(UserError, match="has no node table"):
+        train_gcn(config(tiny, *PDG, f"train.init_from={tmp_path / 'bow'}"), tmp_path / "a")
+    wide = ["model.features=embedding", "model.embedding_dim=6", "train.max_epochs=2"]
+    train_gcn(config(tiny, *wide), tmp_path / "wide", progress=False)
+    with pytest.raises(UserError, match="6 wide, model.embedding_dim is 8"):
+        train_gcn(config(tiny, *PDG, f"train.init_from={tmp_path / 'wide'}"), tmp_path / "b")
+    with pytest.raises(UserError, match="config.yaml|not a .*run|no run"):
+        train_gcn(config(tiny, *PDG, f"train.init_from={tmp_path / 'none'}"), tmp_path / "c")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_cli_train_evaluate_and_user_errors(

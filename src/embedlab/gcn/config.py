@@ -58,6 +58,9 @@ class GcnTrainConfig(LoopConfig):
     table's own penalty (``node_embedding.regularize``, KD entropy). Early stopping watches
     ``eval.metric`` (the validation cross-entropy by default; the loop's patience: validations
     without a new best, not Kipf's 10-epoch moving-average rule); the best epoch is evaluated.
+    ``init_from`` names a trained GCN run whose node table (its best checkpoint's rows, composed
+    where that table is KD codes) is the pre-trained table ``u`` of a KD node table with
+    ``kd.guidance: pdg`` (paper 003, section 2.3), which needs it; no other weight is copied.
     """
 
     max_epochs: int = Field(default=200, ge=0)
@@ -65,6 +68,9 @@ class GcnTrainConfig(LoopConfig):
     weight_decay: float = Field(default=5e-4, ge=0, description="L2 on the first layer's W0")
     early_stopping_patience: int = Field(
         default=10, ge=0, description="validations without a better eval.metric; 0 disables"
+    )
+    init_from: str | None = Field(
+        default=None, description="GCN run directory whose node table is the PDG teacher"
     )
 
 
@@ -113,9 +119,15 @@ class GcnConfig(RunConfig):
             raise ValueError("node_embedding.sse.kind=graph is not implemented for gcn; use se")
         if table.sharding != "none":
             raise ValueError("node_embedding.sharding: sharding is for KGE entity tables")
-        if table.kind == "kd" and table.kd.guidance == "pdg":
+        pdg = table.kind == "kd" and table.kd.guidance == "pdg"
+        if pdg and not self.train.init_from:
             raise ValueError(
-                "node_embedding.kd.guidance=pdg needs a pre-trained table, which gcn runs do "
-                "not load; use guidance none or online"
+                "node_embedding.kd.guidance=pdg needs a trained run to distill from: "
+                "--set train.init_from=RUN_DIR (a GCN run with a node table)"
+            )
+        if self.train.init_from and not pdg:
+            raise ValueError(
+                f"train.init_from={self.train.init_from}: no table uses it; a GCN run passes "
+                "its node table only as the pre-trained table of kind=kd with kd.guidance=pdg"
             )
         return self

@@ -31,6 +31,8 @@ class Gcn(nn.Module):
         num_features: F, width of the bag-of-words rows (unused with ``features: embedding``).
         num_classes: C.
         config: ``model`` widths and ``features``, and the ``node_embedding`` table config.
+        teacher: ``(N, embedding_dim)`` pre-trained node table for a KD table with
+            ``kd.guidance: pdg`` (paper 003, section 2.3).
 
     ``forward(adjacency, features)``: ``Â (N, N)`` (sparse or dense), ``features (N, F)`` or
     ``None`` when ``model.features`` is ``embedding`` -> logits ``(N, C)``.
@@ -40,7 +42,13 @@ class Gcn(nn.Module):
     """
 
     def __init__(
-        self, *, num_nodes: int, num_features: int, num_classes: int, config: GcnConfig
+        self,
+        *,
+        num_nodes: int,
+        num_features: int,
+        num_classes: int,
+        config: GcnConfig,
+        teacher: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         mc = config.model
@@ -49,7 +57,10 @@ class Gcn(nn.Module):
         self.node_embedding: EmbeddingLayer | None = None
         if self.mode != "bag_of_words":
             self.node_embedding = build_embedding(
-                num_rows=num_nodes, dim=mc.embedding_dim, config=config.node_embedding
+                num_rows=num_nodes,
+                dim=mc.embedding_dim,
+                config=config.node_embedding,
+                teacher=teacher,
             )
             width += mc.embedding_dim
         self.w0 = nn.Linear(width, mc.hidden, bias=False)

@@ -14,11 +14,13 @@ from embedlab.datasets.planetoid import PlanetoidGraph, load_planetoid
 from embedlab.datasets.registry import REGISTRY
 from embedlab.distributed import joined
 from embedlab.embeddings import compression_report, set_training_progress
+from embedlab.embeddings.kd_distill import distill_stage
 from embedlab.errors import UserError
 from embedlab.gcn.config import GcnConfig
 from embedlab.gcn.model import Gcn
 from embedlab.gcn.task import GcnTask
 from embedlab.training.callbacks import Callback, TrainingProgress
+from embedlab.training.checkpoint import checkpoint_exists
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
 from embedlab.training.run_dir import (
@@ -31,21 +33,61 @@ from embedlab.training.trackers import build_trackers
 
 
 def resolved(config: GcnConfig) -> GcnConfig:
-    """``config`` with a custom dataset directory made absolute (the run then resumes and
-    evaluates from any working directory)."""
+    """``config`` with a custom dataset directory and ``train.init_from`` made absolute (the
+    run then resumes and evaluates from any working directory)."""
+    update: dict[str, object] = {}
     if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
-        return config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
-    return config
+        update["dataset"] = str(Path(config.dataset).resolve())
+    if config.train.init_from:
+        absolute = str(Path(config.train.init_from).expanduser().resolve())
+        update["train"] = config.train.model_copy(update={"init_from": absolute})
+    return config.model_copy(update=update) if update else config
 
 
-def build_model(config: GcnConfig, graph: PlanetoidGraph) -> Gcn:
-    """The GCN of ``config`` for ``graph``'s sizes, initialized from the global torch RNG."""
+def build_model(
+    config: GcnConfig, graph: PlanetoidGraph, *, teacher: torch.Tensor | None = None
+) -> Gcn:
+    """The GCN of ``config`` for ``graph``'s sizes, initialized from the global torch RNG;
+    ``teacher (N, embedding_dim)``: the pre-trained node table of PDG (:func:`teacher_table`;
+    ``None`` where a checkpoint, which holds it, will be loaded)."""
     return Gcn(
         num_nodes=graph.num_nodes,
         num_features=graph.num_features,
         num_classes=graph.num_classes,
         config=config,
+        teacher=teacher,
     )
+
+
+def teacher_table(config: GcnConfig, graph: PlanetoidGraph) -> torch.Tensor | None:
+    """The node table ``(N, embedding_dim)`` of ``train.init_from``'s best (else last)
+    checkpoint, composed rows where it is KD codes; ``None`` without ``init_from``.
+
+    Raises:
+        UserError: ``init_from`` is not a GCN run (or has no checkpoint), was trained on a graph
+            with another number of nodes, has no node table, or one of another width.
+    """
+    source = config.train.init_from
+    if not source:
+        return None
+    src_config, src_graph, src_model = load_run(Path(source))
+    if src_graph.num_nodes != graph.num_nodes:
+        raise UserError(
+            f"train.init_from={source}: trained on {src_config.dataset!r} "
+            f"({src_graph.num_nodes} nodes), this run's graph has {graph.num_nodes}"
+        )
+    if src_model.node_embedding is None:
+        raise UserError(
+            f"train.init_from={source}: that run has no node table "
+            f"(model.features={src_config.model.features})"
+        )
+    if src_config.model.embedding_dim != config.model.embedding_dim:
+        raise UserError(
+            f"train.init_from={source}: its node table is {src_config.model.embedding_dim} "
+            f"wide, model.embedding_dim is {config.model.embedding_dim}"
+        )
+    with torch.no_grad():
+        return src_model.node_embedding.all().detach().clone()  # (N, embedding_dim)
 
 
 def dataset_summary(graph: PlanetoidGraph) -> dict[str, Any]:
@@ -86,9 +128,13 @@ def train_gcn(
             torch.set_num_threads(config.train.num_threads)
         # missing data fails before a run directory is written
         graph = load_planetoid(config.dataset, valid_size=config.data.valid_size)
+        # a run resumed from checkpoints/last finds the PDG teacher there: init_from is not read
+        saved = (run_dir / "config.yaml").is_file() and checkpoint_exists(RunPaths(run_dir).last)
+        fresh = overwrite or not saved
+        teacher = teacher_table(config, graph) if fresh else None
         torch.manual_seed(config.seed)  # before the weights are initialized
-        model = build_model(config, graph).to(device)
-        prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
+        model = build_model(config, graph, teacher=teacher).to(device)
+        resuming = prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
         task = GcnTask(model=model, graph=graph, config=config, device=device)
         paths = RunPaths(run_dir)
         callbacks: list[Callback] = [TrainingProgress(set_training_progress)]
@@ -103,8 +149,13 @@ def train_gcn(
             progress=progress,
         )
         summary = dataset_summary(graph)
+        distilled = (
+            {}
+            if resuming and not fresh
+            else distill_stage(model, seed=config.seed, trace=loop.trace)
+        )
         loop.run(seed=config.seed, start_fields={"nodes": graph.num_nodes})
-        extra = {"compression": compression_report(model), "dataset": summary}
+        extra = {"compression": compression_report(model, distilled), "dataset": summary}
         return loop.finish(
             evaluate=task.evaluate, splits=("valid", "test"), extra=extra, wall_start=start
         )
