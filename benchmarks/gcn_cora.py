@@ -44,6 +44,11 @@ def _kd(K: int, D: int, code_dim: int, *extra: str) -> list[str]:
 
 
 ONLINE = "node_embedding.kd.guidance=online"
+# pre-trained distillation guidance (paper 003, section 2.3; supplement table 1's last row): codes
+# fitted by an auto-encoder to the same seed's trained lookup table (train.init_from, added per
+# seed), then trained end to end with the task loss
+PDG = ["node_embedding.kd.guidance=pdg", "node_embedding.kd.autoencode=true",
+       "node_embedding.kd.distill_epochs=100"]  # fmt: skip
 # name -> (config file, overrides, what it is); run in this order
 VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "features": ("features", [], "Kipf & Welling: bag-of-words features, early stopping on valid loss"),
@@ -59,6 +64,10 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
                             "K16 D8 d'32 + online guidance"),
     "table-kd-115x-online": ("embedding-kd", _kd(16, 4, 8, ONLINE),
                              "K16 D4 d'8 + online guidance"),
+    "table-kd-7x-pdg": ("embedding-kd", _kd(32, 16, 64, *PDG),
+                        "K32 D16 d'64 + PDG (auto-encoded) from the same seed's table-lookup run"),
+    "table-kd-31x-pdg": ("embedding-kd", _kd(16, 8, 32, *PDG), "K16 D8 d'32 + PDG"),
+    "table-kd-115x-pdg": ("embedding-kd", _kd(16, 4, 8, *PDG), "K16 D4 d'8 + PDG"),
     "table-lookup-kipf-stopping": ("embedding", KIPF_STOPPING,
                                    "lookup table with Kipf's early stopping on valid loss"),
     "table-kd-31x-kipf-stopping": ("embedding-kd", [*_kd(16, 8, 32), *KIPF_STOPPING],
@@ -66,6 +75,8 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "features+table-lookup": ("features", ["model.features=both", "model.embedding_dim=128"],
                               "features concatenated with a learned 128-wide lookup table"),
 }  # fmt: skip
+# variant -> the variant whose run of the same seed is its PDG teacher (trained first if missing)
+TEACHERS = {name: "table-lookup" for name in VARIANTS if name.endswith("-pdg")}
 
 
 def _commit() -> str:
@@ -107,6 +118,21 @@ def _compression(metrics: dict[str, Any]) -> dict[str, Any] | None:
     return {key: table[key] for key in keys} | {"model_ratio": comp["model_ratio"]}
 
 
+def _train(
+    name: str, seed: int, args: argparse.Namespace, extra: list[str]
+) -> tuple[GcnConfig, dict[str, Any]]:
+    """Config and metrics.json of ``name``'s run for ``seed`` (trained, or resumed, if not
+    finished)."""
+    config_name, overrides, _ = VARIANTS[name]
+    sets = [*overrides, *extra, f"seed={seed}", f"train.num_threads={args.threads}"]
+    config = build_typed_config(GcnConfig, path=CONFIGS / f"{config_name}.yaml", overrides=sets)
+    run_dir = args.runs / name / f"seed{seed}"
+    done = run_dir / "metrics.json"
+    if done.is_file():
+        return config, json.loads(done.read_text(encoding="utf-8"))
+    return config, train_gcn(config, run_dir, progress=False)  # resumes a killed run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -133,18 +159,22 @@ def main() -> None:
         path = CONFIGS / f"{config_name}.yaml"
         entry = variants.setdefault(name, {"seeds": {}})
         entry |= {"what": what, "config": str(path.relative_to(ROOT)), "overrides": overrides}
+        teacher = TEACHERS.get(name)
+        if teacher is not None:
+            entry["teacher"] = teacher
         for seed in range(args.seeds):
             if str(seed) in entry["seeds"]:
                 continue
-            run_dir = args.runs / name / f"seed{seed}"
-            sets = [*overrides, f"seed={seed}", f"train.num_threads={args.threads}"]
-            config = build_typed_config(GcnConfig, path=path, overrides=sets)
-            done = run_dir / "metrics.json"
-            if done.is_file():
-                metrics = json.loads(done.read_text(encoding="utf-8"))
-            else:
-                metrics = train_gcn(config, run_dir, progress=False)  # resumes a killed run
+            extra: list[str] = []
+            if teacher is not None:
+                _, teacher_metrics = _train(teacher, seed, args, [])
+                extra = [f"train.init_from={args.runs / teacher / f'seed{seed}'}"]
+            config, metrics = _train(name, seed, args, extra)
             entry["seeds"][str(seed)] = _seed_row(metrics, commit)
+            if teacher is not None:
+                entry["seeds"][str(seed)]["teacher_test_accuracy"] = teacher_metrics["test"][
+                    "accuracy"
+                ]
             entry["compression"] = _compression(metrics)
             entry["embedding_dim"] = config.model.embedding_dim
             _summary(entry)
