@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,68 @@ def test_a_second_grid_on_the_same_runs_is_refused(queue: Any, tmp_path: Path) -
     jobs = [queue.Job(key="a", run=nested)]
     queue.drain(jobs, json_path=tmp_path / "grid.json", runs=tmp_path, budget={})
     assert seen == ["refused"]
+
+
+def test_parallel_jobs_run_at_once_and_prerequisites_wait(queue: Any, tmp_path: Path) -> None:
+    """``parallel=2``: job a finishes only once job b has started (it would wait forever with
+    one slot); job s needs the file that job t writes, so it waits for t instead of being
+    skipped, and runs after it."""
+    started_b, order = threading.Event(), []
+    teacher = tmp_path / "t" / "metrics.json"
+
+    def a() -> dict[str, Any]:
+        assert started_b.wait(timeout=30), "b never ran beside a"
+        order.append("a")
+        return {"returncode": 0}
+
+    def b() -> dict[str, Any]:
+        started_b.set()
+        order.append("b")
+        return {"returncode": 0}
+
+    def t() -> dict[str, Any]:
+        time.sleep(0.5)
+        teacher.parent.mkdir()
+        teacher.write_text("{}")
+        order.append("t")
+        return {"returncode": 0}
+
+    def s() -> dict[str, Any]:
+        assert teacher.is_file()
+        order.append("s")
+        return {"returncode": 0}
+
+    jobs = [queue.Job(key="a", run=a), queue.Job(key="b", run=b), queue.Job(key="t", run=t),
+            queue.Job(key="s", run=s, needs=teacher)]  # fmt: skip
+    out = tmp_path / "grid.json"
+    queue.drain(jobs, json_path=out, runs=tmp_path, budget={}, parallel=2)
+    assert set(json.loads(out.read_text())["cells"]) == {"a", "b", "t", "s"}
+    assert order.index("t") < order.index("s")
+
+
+def test_an_interrupt_terminates_every_running_cell(queue: Any, tmp_path: Path) -> None:
+    """A job that raises (as SIGTERM does in the main thread) stops the grid: the other job's
+    process is terminated, not left training, and no row of either is stored."""
+    pid_file = tmp_path / "pid"
+    sleeper = [sys.executable, "-c",
+               f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+               "time.sleep(120)"]  # fmt: skip
+
+    def long() -> dict[str, Any]:
+        return queue.run_logged(sleeper, tmp_path / "long.log")
+
+    def broken() -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while not pid_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise KeyboardInterrupt("signal 15")
+
+    jobs = [queue.Job(key="long", run=long), queue.Job(key="broken", run=broken)]
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        queue.drain(jobs, json_path=tmp_path / "grid.json", runs=tmp_path, budget={}, parallel=2)
+    assert time.monotonic() - start < 60  # not the sleeper's 120 s
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not (tmp_path / "grid.json").exists()

@@ -138,6 +138,16 @@ def test_grid_lands_rows_skips_finished_and_reports(tmp_path: Path) -> None:
     mixed = _run(*grid, "--only", "1-cr", *sets[:-2])
     assert mixed.returncode != 0 and "another --json" in mixed.stderr
 
+    # two rows at once (the budget is epochs): both land, each records how it ran
+    both = _run(*grid, "--only", "5-pdg", "figure1-linear-d16", "--parallel", "2", *sets)
+    assert both.returncode == 0, both.stdout + both.stderr
+    cells = json.loads(out.read_text())["cells"]
+    for key in ("5-pdg", "figure1-linear-d16"):
+        assert cells[key]["returncode"] == 0 and (
+            cells[key]["threads"],
+            cells[key]["parallel"],
+        ) == (1, 2)
+
     png = tmp_path / "figure1.png"
     report = _run(str(BENCH / "kd_lm_table.py"), str(out), "--png", str(png))
     assert report.returncode == 0, report.stderr
