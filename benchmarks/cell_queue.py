@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the cells' processes now running (several with ``drain(parallel=N)``), terminated on interrupt
 _CHILDREN: set[subprocess.Popen[bytes]] = set()
 _CHILDREN_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set (under the lock) when the grid is interrupted
 
 
 def log(message: str) -> None:
@@ -93,6 +94,8 @@ def run_logged(command: Sequence[str], log_path: Path) -> dict[str, Any]:
         proc = subprocess.Popen(list(command), stdout=stream, stderr=subprocess.STDOUT, cwd=ROOT)
         with _CHILDREN_LOCK:
             _CHILDREN.add(proc)
+            if _STOPPING.is_set():  # started after the interrupt's sweep: never let it train
+                proc.terminate()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
@@ -175,10 +178,13 @@ def drain(
     ``only``: run just these keys. ``same_budget``: budget fields that must equal those of the
     JSON's recorded budget (so rows of different budgets never mix in one file). ``list_only``:
     print each job's state (``done``, ``waiting for <file>``, ``to run``) and run nothing.
-    ``parallel``: how many jobs run at once (each started in order as a slot frees; a job whose
-    ``needs`` is missing waits while other jobs run and is skipped once none runs; ``PAUSE``
-    holds the start of new jobs). An interrupt (Ctrl-C, SIGTERM) terminates every running job's
-    process and stores none of their rows.
+    ``parallel``: how many jobs run at once. Jobs start in order as a slot frees; a job waits
+    while its ``needs`` is missing or lies in the run directory (``<runs>/<key>/``) of a job not
+    yet finished, and is skipped once nothing runs that could write it (so, unlike a strictly
+    ordered loop, it runs later in the same invocation when an earlier job writes it); ``PAUSE``
+    holds the start of new jobs. Which jobs are finished is read once, at the start. A job that
+    raises, or an interrupt (Ctrl-C, SIGTERM), stops the grid: every running job's process is
+    terminated and only the rows of jobs that had already finished are stored.
 
     Raises:
         SystemExit: an unknown key in ``only``, a JSON recorded under another budget, or
@@ -223,12 +229,22 @@ def _run_jobs(
     pending = [job for job in jobs if (only is None or job.key in only)
                and cells.get(job.key, {}).get("returncode") != 0]  # fmt: skip
     running: dict[futures.Future[dict[str, Any]], Job] = {}
+
+    def ready(job: Job) -> bool:
+        if job.needs is None:
+            return True
+        unfinished = [*pending, *running.values()]  # their run directories may still change
+        return job.needs.is_file() and not any(
+            job.needs.is_relative_to(runs / other.key) for other in unfinished if other is not job
+        )
+
+    _STOPPING.clear()
     pool = futures.ThreadPoolExecutor(max_workers=parallel)
     try:
         while pending or running:
-            ready = [j for j in pending if j.needs is None or j.needs.is_file()]
-            if ready and len(running) < parallel and not (runs / "PAUSE").exists():
-                job = ready[0]
+            startable = [j for j in pending if ready(j)]
+            if startable and len(running) < parallel and not (runs / "PAUSE").exists():
+                job = startable[0]
                 pending.remove(job)
                 row = load(json_path).get("cells", {}).get(job.key)
                 again = "" if row is None else f" (again: exit code {row.get('returncode')} before)"
@@ -236,23 +252,47 @@ def _run_jobs(
                 running[pool.submit(job.run)] = job
                 continue
             if not running:
-                if ready:
+                if startable:
                     wait_while_paused(runs)
                     continue
                 for job in pending:  # nothing runs that could still write what they need
                     log(f"{job.key}: skipped, {job.needs} does not exist yet")
                 break
             done, _ = futures.wait(running, timeout=10.0, return_when=futures.FIRST_COMPLETED)
-            for future in done:
-                store(json_path, running.pop(future).key, future.result(), budget)
+            _store_finished(done, running, json_path=json_path, budget=budget)
     except BaseException:
-        with _CHILDREN_LOCK:
-            children = list(_CHILDREN)
-        for child in children:
-            child.terminate()
+        _terminate_children()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _store_finished(
+    done: set[futures.Future[dict[str, Any]]],
+    running: dict[futures.Future[dict[str, Any]], Job],
+    *,
+    json_path: Path,
+    budget: dict[str, Any],
+) -> None:
+    """Store the rows of the ``done`` jobs (removed from ``running``); a job that raised
+    re-raises here, after every other finished row has landed."""
+    failed = [f for f in done if f.exception() is not None]
+    for future in done:
+        job = running.pop(future)
+        if future not in failed:
+            store(json_path, job.key, future.result(), budget)
+    if failed:
+        failed[0].result()  # raises
+
+
+def _terminate_children() -> None:
+    """Terminate every running cell's process; one started after this sweep terminates itself
+    (:func:`run_logged` checks ``_STOPPING``)."""
+    with _CHILDREN_LOCK:
+        _STOPPING.set()
+        children = list(_CHILDREN)
+    for child in children:
+        child.terminate()
 
 
 def grid_parser(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -129,8 +130,8 @@ def test_a_second_grid_on_the_same_runs_is_refused(queue: Any, tmp_path: Path) -
 
 def test_parallel_jobs_run_at_once_and_prerequisites_wait(queue: Any, tmp_path: Path) -> None:
     """``parallel=2``: job a finishes only once job b has started (it would wait forever with
-    one slot); job s needs the file that job t writes, so it waits for t instead of being
-    skipped, and runs after it."""
+    one slot); job s needs the file that job t writes into its run directory (``<runs>/t``), so
+    it waits until t has finished, not just until the file exists, and is not skipped."""
     started_b, order = threading.Event(), []
     teacher = tmp_path / "t" / "metrics.json"
 
@@ -145,9 +146,9 @@ def test_parallel_jobs_run_at_once_and_prerequisites_wait(queue: Any, tmp_path: 
         return {"returncode": 0}
 
     def t() -> dict[str, Any]:
-        time.sleep(0.5)
         teacher.parent.mkdir()
-        teacher.write_text("{}")
+        teacher.write_text("{}")  # in its own run directory, before it has finished
+        time.sleep(0.5)
         order.append("t")
         return {"returncode": 0}
 
@@ -190,3 +191,45 @@ def test_an_interrupt_terminates_every_running_cell(queue: Any, tmp_path: Path) 
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not (tmp_path / "grid.json").exists()
+
+
+def test_sigterm_stops_a_cell_that_starts_after_the_sweep(queue: Any, tmp_path: Path) -> None:
+    """A real SIGTERM while one job is still preparing its process: the process it starts
+    afterwards terminates itself (no training after the interrupt); the grid stops in seconds
+    and the row of a job that had finished before is kept."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+    def late() -> dict[str, Any]:
+        time.sleep(1.0)  # still before Popen when the signal arrives
+        return queue.run_logged(sleeper, tmp_path / "late.log")
+
+    def quick() -> dict[str, Any]:
+        return {"returncode": 0}
+
+    def killer() -> dict[str, Any]:
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return {"returncode": 0}
+
+    jobs = [queue.Job(key="quick", run=quick), queue.Job(key="late", run=late),
+            queue.Job(key="killer", run=killer)]  # fmt: skip
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        queue.drain(jobs, json_path=tmp_path / "grid.json", runs=tmp_path, budget={}, parallel=3)
+    assert time.monotonic() - start < 60  # not the sleeper's 120 s
+    assert "quick" in json.loads((tmp_path / "grid.json").read_text())["cells"]
+    assert signal.getsignal(signal.SIGTERM) is not queue._interrupt  # handler restored
+
+
+def test_a_failing_job_keeps_the_rows_that_finished(queue: Any, tmp_path: Path) -> None:
+    def ok() -> dict[str, Any]:
+        return {"returncode": 0}
+
+    def bad() -> dict[str, Any]:
+        time.sleep(0.2)
+        raise ValueError("broken job")
+
+    jobs = [queue.Job(key="bad", run=bad), queue.Job(key="ok", run=ok)]
+    with pytest.raises(ValueError, match="broken job"):
+        queue.drain(jobs, json_path=tmp_path / "grid.json", runs=tmp_path, budget={}, parallel=2)
+    assert list(json.loads((tmp_path / "grid.json").read_text())["cells"]) == ["ok"]
