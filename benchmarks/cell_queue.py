@@ -295,11 +295,24 @@ def _terminate_children() -> None:
         child.terminate()
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def grid_parser(
-    description: str, *, runs: str, json_path: str, overrides: bool = True
+    description: str,
+    *,
+    runs: str,
+    json_path: str,
+    overrides: bool = True,
+    parallel: bool = False,
 ) -> argparse.ArgumentParser:
     """The options every grid has: ``--runs``, ``--json``, ``--threads``, ``--list``, ``--only``,
-    ``--embedlab`` and (``overrides``) ``--set KEY=VALUE``; defaults under the repository root."""
+    ``--embedlab``, (``overrides``) ``--set KEY=VALUE`` and (``parallel``, only for grids whose
+    budget is epochs, not minutes) ``--parallel N``; defaults under the repository root."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=Path, default=ROOT / runs, help="run directories")
     parser.add_argument(
@@ -313,6 +326,10 @@ def grid_parser(
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="override added to every cell (e.g. a tiny budget for a smoke "
                                  "test); recorded in the JSON's budget")  # fmt: skip
+    if parallel:
+        parser.add_argument("--parallel", type=_positive, default=1,
+                            help="cells trained at once (the budget is epochs, so this changes "
+                                 "only the wall time; e.g. --parallel 2 --threads 1 on 2 cores)")  # fmt: skip
     return parser
 
 

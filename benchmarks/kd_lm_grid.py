@@ -130,20 +130,9 @@ def run_row(row: Row, args: argparse.Namespace) -> dict[str, Any]:
                       quality=lambda r: f"test perplexity {r.get('test_perplexity')}")  # fmt: skip
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = grid_parser(
-        __doc__.splitlines()[0], runs="runs/kd-lm", json_path="runs/kd-lm/kd-lm-ptb.json"
-    )
-    parser.add_argument("--parallel", type=_positive, default=1,
-                        help="rows trained at once (the budget is epochs, so this changes only "
-                             "the wall time; e.g. --parallel 2 --threads 1 on 2 cores)")  # fmt: skip
+    parser = grid_parser(__doc__.splitlines()[0], runs="runs/kd-lm",
+                         json_path="runs/kd-lm/kd-lm-ptb.json", parallel=True)  # fmt: skip
     return parse_grid_args(parser, argv)
 
 

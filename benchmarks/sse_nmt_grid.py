@@ -5,16 +5,21 @@ lands in ``--json`` at once.
 Cells, in this order so that a partial grid is still a paired comparison: ``base-s<seed>`` and
 ``sse-p0.01-s<seed>`` for each seed (configs/nmt/multi30k/transformer-small{,-sse}.yaml: identical but
 for SSE-SE on the source and target input ids), then ``sse-p<p>-s0`` for the sweep's other p.
-Every run trains for ``--minutes`` of wall clock or the config's 30 epochs, whichever comes first
-(``train.max_minutes``; then the last 5 epoch checkpoints are averaged, beam-4 BLEU on valid and
-test), so the grid needs the machine to itself; ``<runs>/PAUSE`` holds the next run, finished runs are skipped, a killed run
-resumes from its last checkpoint, and a JSON written under another budget is refused
-(benchmarks/cell_queue.py). Mean +- sd and curves: benchmarks/sse_nmt_report.py.
+Every run trains for ``--epochs`` epochs (default 30, the configs' own; ``train.max_epochs``), then
+the last 5 epoch checkpoints are averaged and beam-4 BLEU is measured on valid and test. The budget
+is epochs, so the machine's load changes only the wall time: ``--parallel 2 --threads 1`` trains
+two runs at once on 2 cores, and a run resumed in another session continues where it stopped.
+``--minutes M`` adds a wall-clock limit (``train.max_minutes``; whichever comes first), which makes
+a run's result depend on the machine: it needs the machine to itself and ``--parallel 1``.
+``<runs>/PAUSE`` holds the next run, finished runs are skipped, a killed run resumes from its last
+checkpoint, and a JSON written under another budget is refused (benchmarks/cell_queue.py). Mean +-
+sd and curves: benchmarks/sse_nmt_report.py.
 
 Usage::
 
     EMBEDLAB_DATA_DIR=../shared/datasets nohup python benchmarks/sse_nmt_grid.py \
-        --runs runs/nmt --json runs/nmt/sse-nmt-multi30k.json --minutes 120 >> runs/nmt/grid.log 2>&1 &
+        --runs runs/nmt --json runs/nmt/sse-nmt-multi30k.json --threads 1 --parallel 2 \
+        >> runs/nmt/grid.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ SWEEP = (0.003, 0.03, 0.1)  # besides the paper's p = 0.01
 
 def cells(seeds: list[int]) -> list[dict[str, Any]]:
     """``key``, ``variant``, ``p`` (None: baseline), ``seed``, ``config``, ``overrides``."""
-    out = []
+    out: list[dict[str, Any]] = []
     for seed in seeds:
         out.append({"key": f"base-s{seed}", "variant": "baseline", "p": None, "seed": seed,
                     "config": CONFIGS / "transformer-small.yaml", "overrides": []})  # fmt: skip
@@ -58,9 +63,12 @@ def nmt_fields(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_cell(cell: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    sets = [*cell["overrides"], f"seed={cell['seed']}", f"train.max_minutes={args.minutes}",
+    sets = [*cell["overrides"], f"seed={cell['seed']}", f"train.max_epochs={args.epochs}",
             f"train.num_threads={args.threads}", *args.set]  # fmt: skip
+    if args.minutes is not None:
+        sets.append(f"train.max_minutes={args.minutes}")
     fields = {k: str(v) if k == "config" else v for k, v in cell.items() if k != "key"}
+    fields |= {"threads": args.threads, "parallel": args.parallel}
     return train_cell(embedlab=args.embedlab, runs=args.runs, key=cell["key"], task="nmt",
                       config=cell["config"], sets=sets, options=["--no-progress"], fields=fields,
                       extract=nmt_fields,
@@ -68,28 +76,37 @@ def run_cell(cell: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = grid_parser(
-        __doc__.splitlines()[0], runs="runs/nmt", json_path="runs/nmt/sse-nmt-multi30k.json"
-    )
-    parser.add_argument("--minutes", type=float, default=120.0, help="training budget per run")
+    parser = grid_parser(__doc__.splitlines()[0], runs="runs/nmt",
+                         json_path="runs/nmt/sse-nmt-multi30k.json", parallel=True)  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs per run")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="also a wall-clock limit per run (needs --parallel 1)")  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    return parse_grid_args(parser, argv)
+    args = parse_grid_args(parser, argv)
+    if args.minutes is not None and args.parallel > 1:
+        parser.error("--minutes with --parallel > 1: runs sharing the cores would each train "
+                     "less within the same minutes; use an epochs budget")  # fmt: skip
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    budget = {"train_minutes": args.minutes, "threads": args.threads,
+    # with an epochs budget, threads and parallel runs change the wall time only: recorded per
+    # row; a wall-clock limit makes the threads part of the budget
+    budget = {"epochs": args.epochs, "train_minutes": args.minutes,
+              "threads": args.threads if args.minutes is not None else None,
               "extra_overrides": list(args.set), "machine": f"{os.cpu_count()} cores",
-              "includes": "training + per-epoch validation (train.max_minutes); checkpoint "
-                          "averaging and beam-4 valid/test decoding on top"}  # fmt: skip
+              "includes": "training + per-epoch validation; checkpoint averaging and beam-4 "
+                          "valid/test decoding on top"}  # fmt: skip
     selected = [c for c in cells(args.seeds) if args.only is None or c["key"] in args.only]
-    taken = {"seed", "train.max_minutes", "train.num_threads"}
+    taken = {"seed", "train.max_epochs", "train.max_minutes", "train.num_threads"}
     refuse_overrides(
         args.set, taken | {o.split("=", 1)[0] for c in selected for o in c["overrides"]}
     )
     jobs = [Job(key=c["key"], run=partial(run_cell, c, args)) for c in cells(args.seeds)]
     drain(jobs, json_path=args.json, runs=args.runs, budget=budget, only=args.only,
-          same_budget=("train_minutes", "threads", "extra_overrides"), list_only=args.list)  # fmt: skip
+          same_budget=("epochs", "train_minutes", "threads", "extra_overrides"),
+          list_only=args.list, parallel=args.parallel)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -38,33 +38,38 @@ def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
     corpus = write_parallel(tmp_path / "corpus")
     runs, out = tmp_path / "runs", tmp_path / "nmt.json"
     tiny = [s for s in TINY if not s.startswith("train.num_threads=")]  # the grid's --threads
-    sets = [x for s in [f"dataset={corpus}", "train.max_epochs=2", *tiny] for x in ("--set", s)]
+    sets = [x for s in [f"dataset={corpus}", *tiny] for x in ("--set", s)]
     keys = ["base-s0", "sse-p0.01-s0", "sse-p0.1-s0"]
     grid = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
-                "--threads", "1", "--minutes", "5", "--only", *keys, *sets)  # fmt: skip
+                "--threads", "1", "--parallel", "2", "--epochs", "2", "--only", *keys, *sets)  # fmt: skip
     assert grid.returncode == 0, grid.stdout + grid.stderr
     data = json.loads(out.read_text())
-    assert data["budget"]["train_minutes"] == 5.0 and list(data["cells"]) == keys
+    assert data["budget"]["epochs"] == 2 and data["budget"]["train_minutes"] is None
+    assert list(data["cells"]) == keys
     for key in keys:
         cell = data["cells"][key]
         run_metrics = json.loads((runs / key / "metrics.json").read_text())
         assert cell["returncode"] == 0 and cell["test"]["bleu"] == run_metrics["test"]["bleu"], key
         assert cell["valid"]["loss"] == run_metrics["valid"]["loss"], key
         assert cell["test"]["sacrebleu_signature"].startswith("nrefs:1|")
-        assert (
-            "--set seed=0" in cell["command"] and "--set train.max_minutes=5.0" in cell["command"]
-        )
+        assert "--set seed=0" in cell["command"] and "--set train.max_epochs=2" in cell["command"]
+        assert "max_minutes" not in cell["command"] and cell["parallel"] == 2, key
+        assert cell["timing"]["epochs"] == 2, key
     saved = yaml.safe_load((runs / "sse-p0.1-s0" / "config.yaml").read_text())
     for table in ("source_embedding", "target_embedding"):  # the sweep's p reached both tables
         assert (saved[table]["sse"]["kind"], saved[table]["sse"]["p"]) == ("se", 0.1)
 
     # another budget into the same JSON is refused, and so is a --set of a key the grid sets
     clash = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
-                 "--minutes", "5", "--only", "sse-p0.1-s0", *sets, "--set", "target_embedding.sse.p=0.5")  # fmt: skip
+                 "--epochs", "2", "--only", "sse-p0.1-s0", *sets, "--set", "target_embedding.sse.p=0.5")  # fmt: skip
     assert clash.returncode != 0 and "target_embedding.sse.p" in clash.stderr
-    mixed = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
-                 "--minutes", "7", "--only", "base-s1", *sets)  # fmt: skip
-    assert mixed.returncode != 0 and "another --json" in mixed.stderr
+    for budget in (["--epochs", "3"], ["--epochs", "2", "--minutes", "7"]):
+        mixed = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
+                     *budget, "--only", "base-s1", *sets)  # fmt: skip
+        assert mixed.returncode != 0 and "another --json" in mixed.stderr, budget
+    timed = _run(str(BENCH / "sse_nmt_grid.py"), "--runs", str(runs), "--json", str(out),
+                 "--minutes", "7", "--parallel", "2", "--only", "base-s1", *sets)  # fmt: skip
+    assert timed.returncode == 2 and "--parallel" in timed.stderr
 
     report = _run(str(BENCH / "sse_nmt_report.py"), str(out), "--runs", str(runs),
                   "--png", str(tmp_path / "curves"), "--write")  # fmt: skip
