@@ -45,7 +45,7 @@ def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert grid.returncode == 0, grid.stdout + grid.stderr
     data = json.loads(out.read_text())
     assert data["budget"]["epochs"] == 2 and data["budget"]["train_minutes"] is None
-    assert list(data["cells"]) == keys
+    assert sorted(data["cells"]) == sorted(keys)  # in the order they finished
     for key in keys:
         cell = data["cells"][key]
         run_metrics = json.loads((runs / key / "metrics.json").read_text())

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from embedlab.datasets.planetoid import PlanetoidGraph, load_planetoid
-from embedlab.datasets.registry import REGISTRY
 from embedlab.distributed import joined
 from embedlab.embeddings import compression_report, set_training_progress
 from embedlab.embeddings.kd_distill import distill_stage
@@ -20,7 +19,6 @@ from embedlab.gcn.config import GcnConfig
 from embedlab.gcn.model import Gcn
 from embedlab.gcn.task import GcnTask
 from embedlab.training.callbacks import Callback, TrainingProgress
-from embedlab.training.checkpoint import checkpoint_exists
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
 from embedlab.training.run_dir import (
@@ -28,20 +26,10 @@ from embedlab.training.run_dir import (
     load_trained,
     prepare_shared_run_dir,
     read_run_config,
+    will_resume,
+    with_absolute_paths,
 )
 from embedlab.training.trackers import build_trackers
-
-
-def resolved(config: GcnConfig) -> GcnConfig:
-    """``config`` with a custom dataset directory and ``train.init_from`` made absolute (the
-    run then resumes and evaluates from any working directory)."""
-    update: dict[str, object] = {}
-    if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
-        update["dataset"] = str(Path(config.dataset).resolve())
-    if config.train.init_from:
-        absolute = str(Path(config.train.init_from).expanduser().resolve())
-        update["train"] = config.train.model_copy(update={"init_from": absolute})
-    return config.model_copy(update=update) if update else config
 
 
 def build_model(
@@ -123,14 +111,13 @@ def train_gcn(
     with joined(resolve_device(config.device)) as (world, device):
         if world.parallel:
             raise UserError("gcn: full-batch training runs in one process; do not use torchrun")
-        config = resolved(config)
+        config = with_absolute_paths(config)
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
         # missing data fails before a run directory is written
         graph = load_planetoid(config.dataset, valid_size=config.data.valid_size)
         # a run resumed from checkpoints/last finds the PDG teacher there: init_from is not read
-        saved = (run_dir / "config.yaml").is_file() and checkpoint_exists(RunPaths(run_dir).last)
-        fresh = overwrite or not saved
+        fresh = not will_resume(run_dir, overwrite=overwrite)
         teacher = teacher_table(config, graph) if fresh else None
         torch.manual_seed(config.seed)  # before the weights are initialized
         model = build_model(config, graph, teacher=teacher).to(device)

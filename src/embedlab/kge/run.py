@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from embedlab.datasets.kg import KgDataset, load_kg
-from embedlab.datasets.registry import REGISTRY
 from embedlab.distributed import SINGLE, World, joined
 from embedlab.embeddings import set_training_progress
 from embedlab.embeddings.compression import compression_report
@@ -36,6 +35,7 @@ from embedlab.training.run_dir import (
     load_trained,
     prepare_shared_run_dir,
     read_run_config,
+    with_absolute_paths,
 )
 from embedlab.training.trackers import build_trackers
 
@@ -213,8 +213,7 @@ def _train(
     start = time.perf_counter()
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
-    if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
-        config = config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
+    config = with_absolute_paths(config)
     dataset = load_kg(config.dataset)
     prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
     # resuming = a checkpoint to resume from (a run killed before its first checkpoint starts

@@ -6,25 +6,12 @@ from pathlib import Path
 
 import torch
 
-from embedlab.datasets.registry import REGISTRY
 from embedlab.datasets.tokens import TokenCorpus, load_corpus
 from embedlab.embeddings.kd_distill import require_teacher_run
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
 from embedlab.lm.model import LstmLm
 from embedlab.training.run_dir import load_trained, read_run_config
-
-
-def resolved(config: LmConfig) -> LmConfig:
-    """``config`` with a custom corpus directory and ``train.init_from`` made absolute (a run
-    directory then resumes and evaluates from any working directory)."""
-    update: dict[str, object] = {}
-    if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
-        update["dataset"] = str(Path(config.dataset).resolve())
-    if config.train.init_from:
-        absolute = str(Path(config.train.init_from).expanduser().resolve())
-        update["train"] = config.train.model_copy(update={"init_from": absolute})
-    return config.model_copy(update=update) if update else config
 
 
 def build_lm_model(config: LmConfig, corpus: TokenCorpus, *, with_teachers: bool) -> LstmLm:

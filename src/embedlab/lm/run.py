@@ -15,13 +15,17 @@ from embedlab.embeddings import compression_report, set_training_progress
 from embedlab.embeddings.kd_distill import distill_stage
 from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
-from embedlab.lm.load import build_lm_model, resolved
+from embedlab.lm.load import build_lm_model
 from embedlab.lm.task import LmTask, TrainPerplexity, learning_rate
 from embedlab.training.callbacks import ClipGradNorm, EpochLearningRate, TrainingProgress
-from embedlab.training.checkpoint import checkpoint_exists
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
-from embedlab.training.run_dir import RunPaths, prepare_shared_run_dir
+from embedlab.training.run_dir import (
+    RunPaths,
+    prepare_shared_run_dir,
+    will_resume,
+    with_absolute_paths,
+)
 from embedlab.training.trackers import build_trackers
 
 
@@ -71,15 +75,14 @@ def _train(
     device: torch.device,
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    config = resolved(config)
+    config = with_absolute_paths(config)
     tc = config.train
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     corpus = load_corpus(config.dataset)
     _check_sizes(config, corpus)
     # a run resumed from checkpoints/last finds the KD teachers there: init_from is not read
-    saved = (run_dir / "config.yaml").is_file() and checkpoint_exists(RunPaths(run_dir).last)
-    fresh = overwrite or not saved
+    fresh = not will_resume(run_dir, overwrite=overwrite)
     torch.manual_seed(config.seed)  # before the weights are initialized
     model = build_lm_model(config, corpus, with_teachers=fresh).to(device)
     # only a config that builds is written

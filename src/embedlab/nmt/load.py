@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from embedlab.datasets.registry import REGISTRY
 from embedlab.errors import UserError
 from embedlab.nmt.config import TABLES, NmtConfig
 from embedlab.nmt.model import TransformerNmt
@@ -18,14 +17,6 @@ from embedlab.training.run_dir import RunPaths, load_trained, read_run_config
 def averaged_path(run_dir: Path) -> Path:
     """``RUN_DIR/checkpoints/averaged.safetensors``: the mean of the last epoch snapshots."""
     return RunPaths(run_dir).root / "checkpoints" / "averaged.safetensors"
-
-
-def resolved(config: NmtConfig) -> NmtConfig:
-    """``config`` with a custom corpus directory made absolute (the run then resumes and
-    evaluates from any working directory)."""
-    if config.dataset not in REGISTRY and Path(config.dataset).is_dir():
-        return config.model_copy(update={"dataset": str(Path(config.dataset).resolve())})
-    return config
 
 
 def build_model(config: NmtConfig, vocab: Vocabulary) -> TransformerNmt:

@@ -19,14 +19,14 @@ from embedlab.nmt.average import average_last, write_average
 from embedlab.nmt.config import NmtConfig
 from embedlab.nmt.data import EncodedSplit, encode, filter_long, load_splits
 from embedlab.nmt.evaluate import evaluate_split
-from embedlab.nmt.load import averaged_path, build_model, resolved
+from embedlab.nmt.load import averaged_path, build_model
 from embedlab.nmt.objective import InverseSqrtSchedule
 from embedlab.nmt.task import EpochSnapshots, NmtTask
 from embedlab.nmt.vocab import Vocabulary, run_vocabulary
 from embedlab.training.callbacks import Callback, ClipGradNorm, TrainingProgress
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
-from embedlab.training.run_dir import RunPaths, prepare_shared_run_dir
+from embedlab.training.run_dir import RunPaths, prepare_shared_run_dir, with_absolute_paths
 from embedlab.training.trackers import build_trackers
 
 TRANSLATIONS = "translations"
@@ -81,7 +81,7 @@ def _train(
     start = time.perf_counter()
     if world.parallel:
         raise UserError("nmt: data-parallel training is not implemented; run one process")
-    config = resolved(config)
+    config = with_absolute_paths(config)
     tc, ec = config.train, config.eval
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from embedlab.config.io import ConfigT, dump_config
+from embedlab.datasets.registry import REGISTRY
 from embedlab.distributed import World, broadcast_object
 from embedlab.errors import UserError
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
@@ -43,6 +44,30 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+
+def with_absolute_paths(config: ConfigT) -> ConfigT:
+    """``config`` with its paths made absolute, so that the run directory resumes and evaluates
+    from any working directory: ``dataset`` where it names a directory (not a registry name) and
+    ``train.init_from`` where the config has that key and sets it (``~`` expanded)."""
+    update: dict[str, object] = {}
+    dataset = getattr(config, "dataset", None)
+    if isinstance(dataset, str) and dataset not in REGISTRY and Path(dataset).is_dir():
+        update["dataset"] = str(Path(dataset).resolve())
+    train = getattr(config, "train", None)
+    source = getattr(train, "init_from", None)
+    if isinstance(train, BaseModel) and source:
+        absolute = str(Path(source).expanduser().resolve())
+        update["train"] = train.model_copy(update={"init_from": absolute})
+    return config.model_copy(update=update) if update else config
+
+
+def will_resume(run_dir: Path, *, overwrite: bool) -> bool:
+    """Whether ``train`` on ``run_dir`` resumes from ``checkpoints/last``: it holds a run's
+    config and last checkpoint and ``overwrite`` is off. A resumed run reads its initial state
+    (teachers, ``train.init_from`` tables) from the checkpoint, not from their sources."""
+    saved = (run_dir / "config.yaml").is_file()
+    return not overwrite and saved and checkpoint_exists(RunPaths(run_dir).last)
 
 
 def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> bool:
