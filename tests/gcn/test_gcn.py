@@ -198,6 +198,8 @@ def test_pdg_distills_the_codes_from_a_trained_node_table(
     shutil.rmtree(tmp_path / "teacher")  # resuming reads no teacher run
     resumed = train_gcn(cfg, tmp_path / "cut", progress=False)
     assert resumed["test"] == whole["test"] and resumed["best_epoch"] == whole["best_epoch"]
+    # the distillation error of the first process is reported, not dropped
+    assert resumed["compression"] == whole["compression"]
 
 
 def test_pdg_teacher_errors_name_the_run(tiny: Path, tmp_path: Path) -> None:

@@ -172,6 +172,11 @@ def test_init_from_passes_the_teacher_table(corpus: Path, tmp_path: Path) -> Non
     shutil.rmtree(teacher_dir)
     _, _, student = load_run(tmp_path / "student")
     assert torch.equal(student.token_embedding.teacher, teacher.token_embedding.weight)
+    # re-running the finished run resumes from its checkpoint (no teacher run needed) and
+    # reports the distillation error its trace recorded
+    again = lm_run.train_lm(cfg, tmp_path / "student", progress=False)
+    assert again["compression"] == metrics["compression"]
+    assert (tmp_path / "student/trace.jsonl").read_text().count('"event": "distill"') == 2
     # mismatches are user errors
     with pytest.raises(UserError, match="not a run directory"):
         lm_run.train_lm(cfg, tmp_path / "student2", progress=False)

@@ -8,7 +8,7 @@ same term as a penalty (``distill_weight``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import torch
@@ -126,11 +126,26 @@ def require_teacher_run(pdg: list[str], init_from: str | None) -> None:
         )
 
 
-def distill_stage(model: nn.Module, *, seed: int, trace: EventLog) -> dict[str, float]:
-    """The PDG stage of every KD table of ``model`` with ``kd.distill_epochs > 0`` (a fresh run
-    only): :func:`distill_to_teacher` with a generator seeded by ``seed``, one ``distill`` trace
-    event per epoch; returns each table's final relative reconstruction error."""
+def distill_stage(
+    model: nn.Module,
+    *,
+    seed: int,
+    trace: EventLog,
+    recorded: Iterable[dict[str, Any]] | None = None,
+) -> dict[str, float]:
+    """The PDG stage of every KD table of ``model`` with ``kd.distill_epochs > 0``:
+    :func:`distill_to_teacher` with a generator seeded by ``seed``, one ``distill`` trace event
+    per epoch; returns each table's final relative reconstruction error.
+
+    ``recorded``: a resumed run's trace events (its tables come from the checkpoint, distilled by
+    the process that started the run): nothing is trained and each table's error is that of its
+    last ``distill`` event there (tables without one are left out)."""
     errors: dict[str, float] = {}
+    if recorded is not None:
+        for event in recorded:
+            if event.get("event") == "distill" and "relative_error" in event:
+                errors[str(event["table"])] = float(event["relative_error"])
+        return errors
     for name, layer in kd_layers(model).items():
         if layer.kd.distill_epochs == 0:
             continue

@@ -29,6 +29,7 @@ from embedlab.training.run_dir import (
     will_resume,
     with_absolute_paths,
 )
+from embedlab.training.trace import read_trace
 from embedlab.training.trackers import build_trackers
 
 
@@ -121,7 +122,7 @@ def train_gcn(
         teacher = teacher_table(config, graph) if fresh else None
         torch.manual_seed(config.seed)  # before the weights are initialized
         model = build_model(config, graph, teacher=teacher).to(device)
-        resuming = prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
+        prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
         task = GcnTask(model=model, graph=graph, config=config, device=device)
         paths = RunPaths(run_dir)
         callbacks: list[Callback] = [TrainingProgress(set_training_progress)]
@@ -136,11 +137,9 @@ def train_gcn(
             progress=progress,
         )
         summary = dataset_summary(graph)
-        distilled = (
-            {}
-            if resuming and not fresh
-            else distill_stage(model, seed=config.seed, trace=loop.trace)
-        )
+        # a resumed run's tables come from its checkpoint; its distillation errors from its trace
+        recorded = None if fresh else read_trace(loop.trace.path)
+        distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
         loop.run(seed=config.seed, start_fields={"nodes": graph.num_nodes})
         extra = {"compression": compression_report(model, distilled), "dataset": summary}
         return loop.finish(

@@ -37,6 +37,7 @@ from embedlab.training.run_dir import (
     read_run_config,
     with_absolute_paths,
 )
+from embedlab.training.trace import read_trace
 from embedlab.training.trackers import build_trackers
 
 
@@ -241,7 +242,9 @@ def _train(
         progress=progress,
         world=world,
     )
-    distilled = {} if resuming else distill_stage(model, seed=config.seed, trace=loop.trace)
+    # a resumed run's tables come from its checkpoint; its distillation errors from its trace
+    recorded = read_trace(loop.trace.path) if resuming else None
+    distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
     loop.run(seed=config.seed)
     compression = compression_report(model, distilled)
     return loop.finish(

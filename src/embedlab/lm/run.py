@@ -26,6 +26,7 @@ from embedlab.training.run_dir import (
     will_resume,
     with_absolute_paths,
 )
+from embedlab.training.trace import read_trace
 from embedlab.training.trackers import build_trackers
 
 
@@ -86,7 +87,7 @@ def _train(
     torch.manual_seed(config.seed)  # before the weights are initialized
     model = build_lm_model(config, corpus, with_teachers=fresh).to(device)
     # only a config that builds is written
-    resuming = prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
+    prepare_shared_run_dir(run_dir, config, overwrite=overwrite, world=world)
     task = LmTask(model=model, corpus=corpus, config=config, world=world)
     callbacks = [
         EpochLearningRate(lambda epoch: learning_rate(tc, epoch)),
@@ -106,9 +107,9 @@ def _train(
         progress=progress,
         world=world,
     )
-    distilled = (
-        {} if resuming and not fresh else distill_stage(model, seed=config.seed, trace=loop.trace)
-    )
+    # a resumed run's tables come from its checkpoint; its distillation errors from its trace
+    recorded = None if fresh else read_trace(loop.trace.path)
+    distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
     loop.run(seed=config.seed, start_fields={"vocab": corpus.vocab_size})
     extra = {
         "compression": compression_report(model, distilled),
