@@ -295,7 +295,8 @@ def _terminate_children() -> None:
         child.terminate()
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
@@ -327,7 +328,7 @@ def grid_parser(
                             help="override added to every cell (e.g. a tiny budget for a smoke "
                                  "test); recorded in the JSON's budget")  # fmt: skip
     if parallel:
-        parser.add_argument("--parallel", type=_positive, default=1,
+        parser.add_argument("--parallel", type=positive_int, default=1,
                             help="cells trained at once (the budget is epochs, so this changes "
                                  "only the wall time; e.g. --parallel 2 --threads 1 on 2 cores)")  # fmt: skip
     return parser

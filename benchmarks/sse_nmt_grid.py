@@ -30,7 +30,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cell_queue import Job, drain, grid_parser, parse_grid_args, refuse_overrides, train_cell
+from cell_queue import (
+    Job,
+    drain,
+    grid_parser,
+    parse_grid_args,
+    positive_int,
+    refuse_overrides,
+    train_cell,
+)
 
 CONFIGS = Path("configs/nmt/multi30k")
 SWEEP = (0.003, 0.03, 0.1)  # besides the paper's p = 0.01
@@ -78,7 +86,7 @@ def run_cell(cell: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = grid_parser(__doc__.splitlines()[0], runs="runs/nmt",
                          json_path="runs/nmt/sse-nmt-multi30k.json", parallel=True)  # fmt: skip
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs per run")
+    parser.add_argument("--epochs", type=positive_int, default=30, help="training epochs per run")
     parser.add_argument("--minutes", type=float, default=None,
                         help="also a wall-clock limit per run (needs --parallel 1)")  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -177,6 +177,9 @@ def test_init_from_passes_the_teacher_table(corpus: Path, tmp_path: Path) -> Non
     again = lm_run.train_lm(cfg, tmp_path / "student", progress=False)
     assert again["compression"] == metrics["compression"]
     assert (tmp_path / "student/trace.jsonl").read_text().count('"event": "distill"') == 2
+    (tmp_path / "student/trace.jsonl").unlink()  # a resume without its trace: no error recorded
+    bare = lm_run.train_lm(cfg, tmp_path / "student", progress=False)
+    assert "distill_relative_error" not in bare["compression"]["tables"]["token_embedding"]
     # mismatches are user errors
     with pytest.raises(UserError, match="not a run directory"):
         lm_run.train_lm(cfg, tmp_path / "student2", progress=False)

@@ -9,9 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from embedlab.config.io import dump_config
+from embedlab.errors import UserError
 from embedlab.lm.config import LmConfig
 from embedlab.training.checkpoint import save_checkpoint
-from embedlab.training.run_dir import RunPaths, will_resume, with_absolute_paths
+from embedlab.training.run_dir import (
+    RunPaths,
+    prepare_run_dir,
+    will_resume,
+    with_absolute_paths,
+)
+from embedlab.training.trace import read_trace
 
 
 def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,3 +56,27 @@ def test_will_resume_needs_config_and_last_checkpoint(tmp_path: Path) -> None:
     assert not will_resume(run, overwrite=True)
     (run / "config.yaml").unlink()
     assert not will_resume(run, overwrite=False)
+
+
+def test_a_run_saved_with_a_relative_init_from_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run directories written before ``train.init_from`` was made absolute (KGE) still resume
+    from the directory they were started in; another teacher is still a different config."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    old = LmConfig.model_validate({"train": {"init_from": "teacher"}})
+    (run / "config.yaml").write_text(dump_config(old))
+    assert prepare_run_dir(run, with_absolute_paths(old), overwrite=False)
+    other = LmConfig.model_validate({"train": {"init_from": str(tmp_path / "other")}})
+    with pytest.raises(UserError, match="train.init_from"):
+        prepare_run_dir(run, other, overwrite=False)
+
+
+def test_read_trace_missing_ok(tmp_path: Path) -> None:
+    assert read_trace(tmp_path / "trace.jsonl", missing_ok=True) == []
+    with pytest.raises(FileNotFoundError):
+        read_trace(tmp_path / "trace.jsonl")
+    (tmp_path / "trace.jsonl").write_text('{"event": "start"}\n{"event": "ep')  # torn last line
+    assert read_trace(tmp_path / "trace.jsonl", missing_ok=True) == [{"event": "start"}]

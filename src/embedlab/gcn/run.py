@@ -138,7 +138,7 @@ def train_gcn(
         )
         summary = dataset_summary(graph)
         # a resumed run's tables come from its checkpoint; its distillation errors from its trace
-        recorded = None if fresh else read_trace(loop.trace.path)
+        recorded = None if fresh else read_trace(loop.trace.path, missing_ok=True)
         distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
         loop.run(seed=config.seed, start_fields={"nodes": graph.num_nodes})
         extra = {"compression": compression_report(model, distilled), "dataset": summary}

@@ -243,7 +243,7 @@ def _train(
         world=world,
     )
     # a resumed run's tables come from its checkpoint; its distillation errors from its trace
-    recorded = read_trace(loop.trace.path) if resuming else None
+    recorded = read_trace(loop.trace.path, missing_ok=True) if resuming else None
     distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
     loop.run(seed=config.seed)
     compression = compression_report(model, distilled)

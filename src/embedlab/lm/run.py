@@ -108,7 +108,7 @@ def _train(
         world=world,
     )
     # a resumed run's tables come from its checkpoint; its distillation errors from its trace
-    recorded = None if fresh else read_trace(loop.trace.path)
+    recorded = None if fresh else read_trace(loop.trace.path, missing_ok=True)
     distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
     loop.run(seed=config.seed, start_fields={"vocab": corpus.vocab_size})
     extra = {

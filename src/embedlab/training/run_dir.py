@@ -90,6 +90,10 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
         shutil.rmtree(run_dir)
     if saved.is_file():
         previous = flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
+        # a run saved before its paths were made absolute compares as if they had been
+        source = previous.get("train.init_from")
+        if isinstance(source, str) and source and not Path(source).is_absolute():
+            previous["train.init_from"] = str(Path(source).expanduser().resolve())
         current = flatten(config.model_dump(mode="json"))
         differing = sorted(
             k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k)

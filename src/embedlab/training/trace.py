@@ -38,8 +38,11 @@ class Trace:
             listener(record)
 
 
-def read_trace(path: Path) -> list[dict[str, Any]]:
-    """All events of a trace file (a torn last line, from a killed run, is skipped)."""
+def read_trace(path: Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """All events of a trace file (a torn last line, from a killed run, is skipped);
+    ``missing_ok``: no events when the file does not exist (else FileNotFoundError)."""
+    if missing_ok and not path.is_file():
+        return []
     events = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
