@@ -267,3 +267,67 @@ def test_factory_builds_kd_with_teacher() -> None:
     assert isinstance(layer, KdEmbedding)
     assert torch.equal(layer.teacher, teacher)
     assert set(layer.training_only_parameters()) == {"logits", "teacher", "temperature"}
+
+
+def _step_grads(layer: KdEmbedding, idx: torch.Tensor, *, reuse: bool) -> dict[str, torch.Tensor]:
+    """Gradients of ``sum(layer(idx) * w) + penalty(idx)``; ``reuse`` False forgets the
+    lookup's rows first (``train()`` clears them), so the penalty recomputes them."""
+    layer.zero_grad(set_to_none=True)
+    out = layer(idx)
+    weights = torch.linspace(-1.0, 1.0, out.numel()).view_as(out)
+    if not reuse:
+        layer.train()
+    (out.mul(weights).sum() + layer.penalty(idx)).backward()
+    return {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("autoencode", [False, True])
+@pytest.mark.parametrize("relaxation", ["softmax", "gumbel"])
+def test_penalty_reuses_the_lookup_of_the_same_rows(
+    autoencode: bool, relaxation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entropy + PDG + Lp after a training lookup of the same rows: one code-logit computation
+    per step instead of three, the same loss gradients (softmax relaxation; with Gumbel noise
+    the penalty now sees the forward pass's sample, so only the call count is compared)."""
+    teacher = torch.randn(N, DIM, generator=torch.Generator().manual_seed(3))
+    layer = make(guidance="pdg", autoencode=autoencode, distill_weight=0.3, entropy_weight=0.2,
+                 teacher=teacher, straight_through=True, relaxation=relaxation,
+                 emb={"regularize": {"kind": "lp", "weight": 0.5, "p": 2}})  # fmt: skip
+    layer.train()
+    idx = torch.tensor([[2, 2, 6], [0, 6, 7]])
+    calls = {"n": 0}
+    real = KdEmbedding.code_logits
+
+    def counted(self: KdEmbedding, rows: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        return real(self, rows)
+
+    monkeypatch.setattr(KdEmbedding, "code_logits", counted)
+    torch.manual_seed(5)
+    reused = _step_grads(layer, idx, reuse=True)
+    assert calls["n"] == 1
+    torch.manual_seed(5)
+    fresh = _step_grads(layer, idx, reuse=False)
+    assert calls["n"] == 1 + 3  # lookup, then the penalty's entropy and distillation
+    if relaxation == "softmax":
+        assert reused.keys() == fresh.keys() and len(fresh) >= 3
+        for name in fresh:
+            torch.testing.assert_close(reused[name], fresh[name], msg=name)
+    # the penalty forgets the lookup: a second penalty (or one of other rows) recomputes
+    calls["n"] = 0
+    layer(idx)
+    layer.penalty(idx[:1]).backward()
+    layer.penalty(idx).backward()
+    assert calls["n"] == 1 + 2 + 2  # lookup; entropy + distillation twice
+
+
+def test_penalty_after_the_lookups_backward_recomputes() -> None:
+    """A penalty of the same rows after a backward pass through the lookup (whose graph is
+    freed) recomputes instead of reusing it, and equals the penalty of a fresh layer state."""
+    layer = make(entropy_weight=0.5, distill_weight=0.2, guidance="online").train()
+    idx = torch.tensor([[1, 4], [4, 8]])
+    layer(idx).sum().backward()
+    penalty = layer.penalty(idx)
+    penalty.backward()  # no "backward through the graph a second time"
+    layer.train()  # forgets everything
+    assert layer.penalty(idx).item() == pytest.approx(penalty.item(), rel=1e-6)

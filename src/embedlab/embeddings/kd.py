@@ -93,6 +93,8 @@ class KdEmbedding(EmbeddingLayer):
             initialize_(self.full, config.init)
         self.register_buffer("temperature", torch.tensor(kd.temperature))
         self._eval_cache: torch.Tensor | None = None
+        # (rows, code logits, composed rows) of the last training lookup, for its penalty
+        self._step_cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -125,7 +127,10 @@ class KdEmbedding(EmbeddingLayer):
     def relaxed_codes(self, rows: torch.Tensor) -> torch.Tensor:
         """Training-mode code weights ``(B, D, K)``: tempered softmax or Gumbel-softmax of
         ``pi / tau``, made hard one-hot in value (gradient of the soft weights) with STE."""
-        logits = self.code_logits(rows)
+        return self._relax(self.code_logits(rows))
+
+    def _relax(self, logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`relaxed_codes` of the code logits ``(B, D, K)``."""
         if self.kd.relaxation == "gumbel":
             uniform = torch.rand_like(logits).clamp_(1e-10, 1.0)
             logits = logits - torch.log(-torch.log(uniform))
@@ -139,26 +144,36 @@ class KdEmbedding(EmbeddingLayer):
         """``(D, K, d')`` (a shared codebook is expanded, not copied)."""
         return self.codebook.expand(self.kd.D, -1, -1)
 
-    def compose_codes(self, rows: torch.Tensor, *, relax: bool | None = None) -> torch.Tensor:
+    def compose_codes(
+        self, rows: torch.Tensor, *, relax: bool | None = None, keep: bool = False
+    ) -> torch.Tensor:
         """The KD rows ``v`` of ``rows: (B,)`` -> ``(B, d)`` (no online-guidance gradient path).
 
         ``relax`` (default: training mode and not ``freeze_codes``) uses the relaxed codes of
-        :meth:`relaxed_codes`; otherwise the hard codes (argmax), gathered.
+        :meth:`relaxed_codes`; otherwise the hard codes (argmax), gathered. ``keep`` (relaxed,
+        with autograd): remember the rows, their code logits and ``v`` for :meth:`penalty`.
         """
         if relax is None:
             relax = self.training and not self.kd.freeze_codes
         if relax:
-            weights = self.relaxed_codes(rows)  # (B, D, K)
+            logits = self.code_logits(rows)  # (B, D, K)
+            weights = self._relax(logits)
             vectors = torch.einsum("bdk,dke->bde", weights, self._codebook())
-        else:
-            with torch.no_grad():
-                codes = self.code_logits(rows).argmax(-1)  # (B, D)
-            vectors = gather_code_vectors(self.codebook, codes)  # (B, D, d')
+            composed = self.compose(vectors)
+            if keep and composed.requires_grad:
+                self._step_cache = (rows, logits, composed)
+                # a backward pass through these rows frees their graph: forget them then
+                composed.register_hook(self._forget_step)
+            return composed
+        with torch.no_grad():
+            codes = self.code_logits(rows).argmax(-1)  # (B, D)
+        vectors = gather_code_vectors(self.codebook, codes)  # (B, D, d')
         return self.compose(vectors)
 
-    def compose_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """Composed embeddings of ``rows: (B,)`` -> ``(B, d)``, without SSE or dropout."""
-        out = self.compose_codes(rows)
+    def compose_rows(self, rows: torch.Tensor, *, keep: bool = False) -> torch.Tensor:
+        """Composed embeddings of ``rows: (B,)`` -> ``(B, d)``, without SSE or dropout
+        (``keep``: see :meth:`compose_codes`)."""
+        out = self.compose_codes(rows, keep=keep)
         if self.kd.guidance == "online" and self.training:
             full = self.full[rows]
             out = out + (full - full.detach())  # value: KD row; gradient also to the full row
@@ -168,7 +183,9 @@ class KdEmbedding(EmbeddingLayer):
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         flat = indices.reshape(-1)
         unique, inverse = torch.unique(flat, return_inverse=True)
-        out = self.compose_rows(unique)[inverse]  # (numel(S), d)
+        self._step_cache = None
+        # a training step's penalty over the same rows reuses the logits and rows computed here
+        out = self.compose_rows(unique, keep=True)[inverse]  # (numel(S), d)
         return out.view(*indices.shape, self.dim)
 
     def lookup_all(self) -> torch.Tensor:
@@ -182,17 +199,34 @@ class KdEmbedding(EmbeddingLayer):
         return self._eval_cache
 
     def train(self, mode: bool = True) -> KdEmbedding:
-        self._eval_cache = None
+        self._eval_cache = self._step_cache = None
         return super().train(mode)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._eval_cache = None
+        self._eval_cache = self._step_cache = None
         super()._load_from_state_dict(*args, **kwargs)
 
-    def entropy(self, rows: torch.Tensor) -> torch.Tensor:
-        """Mean entropy (nats) of the code distributions ``softmax(pi / tau)`` of ``rows``."""
-        log_p = torch.log_softmax(self.code_logits(rows) / self.temperature, dim=-1)
+    def entropy(self, rows: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean entropy (nats) of the code distributions ``softmax(pi / tau)`` of ``rows``
+        (``logits``: their ``pi``, ``(B, D, K)``, when already computed)."""
+        pi = self.code_logits(rows) if logits is None else logits
+        log_p = torch.log_softmax(pi / self.temperature, dim=-1)
         return -(log_p.exp() * log_p).sum(-1).mean()
+
+    def _forget_step(self, grad: torch.Tensor) -> None:
+        self._step_cache = None
+
+    def _reused(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The code logits and composed rows of the last training lookup if it looked up
+        exactly ``rows`` (sorted unique ids) and no backward pass has gone through them since,
+        else ``None``; forgotten either way, so a graph is never reused across steps."""
+        cache, self._step_cache = self._step_cache, None
+        if cache is None or not (self.training and torch.is_grad_enabled()):
+            return None
+        seen, logits, composed = cache
+        if seen.shape != rows.shape or not torch.equal(seen, rows):
+            return None
+        return logits, composed
 
     def guide(self, rows: torch.Tensor) -> torch.Tensor | None:
         """The guidance target ``u`` of ``rows`` (PDG: the pre-trained rows; online: the full
@@ -213,13 +247,19 @@ class KdEmbedding(EmbeddingLayer):
         """
         kd, reg = self.kd, self.config.regularize
         rows, counts = torch.unique(indices.reshape(-1), return_counts=True)
+        # after a training lookup of the same rows, its logits and rows serve here too (one
+        # gather of the (N, D, K) logits per step instead of up to three)
+        reused = self._reused(rows)
         total = self.codebook.new_zeros(())
         if kd.entropy_weight > 0 and not kd.freeze_codes:  # frozen codes: no code gradient
-            total = total + kd.entropy_weight * self.entropy(rows)
+            total = total + kd.entropy_weight * self.entropy(
+                rows, None if reused is None else reused[0]
+            )
         target = self.guide(rows)
         lp = reg.kind != "none" and reg.weight > 0
         if (target is not None and kd.distill_weight > 0) or lp:
-            composed = self.compose_codes(rows)  # (U, d); online: no gradient to full
+            # (U, d); online: no gradient to full
+            composed = reused[1] if reused is not None else self.compose_codes(rows)
             if target is not None and kd.distill_weight > 0:
                 total = total + kd.distill_weight * (composed - target).pow(2).sum(1).mean()
             if lp:
