@@ -84,11 +84,13 @@ def run_logged(command: Sequence[str], log_path: Path) -> dict[str, Any]:
     """Run ``command`` from the repository root with stdout and stderr appended to ``log_path``.
 
     Returns ``returncode``, ``wall_seconds``, ``peak_rss_gib`` (the child's peak resident set,
-    from ``wait4``), ``commit``, ``machine``, ``finished`` (UTC, ISO 8601) and ``command`` (as a
-    user would type it: ``embedlab ...`` for the console script). If the grid itself is
+    from ``wait4``), ``commit`` (this checkout's when the process started: a checkout updated
+    while it ran does not relabel it), ``machine``, ``finished`` (UTC, ISO 8601) and ``command``
+    (as a user would type it: ``embedlab ...`` for the console script). If the grid itself is
     interrupted (Ctrl-C, SIGTERM) the child is terminated first, so it never trains on unseen.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()
     start = time.monotonic()
     with log_path.open("a") as stream:
         proc = subprocess.Popen(list(command), stdout=stream, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -110,7 +112,7 @@ def run_logged(command: Sequence[str], log_path: Path) -> dict[str, Any]:
     if Path(shown[0]).name == "embedlab":
         shown[0] = "embedlab"
     return {"returncode": proc.returncode, "wall_seconds": round(time.monotonic() - start, 1),
-            "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3), "commit": git_commit(),
+            "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3), "commit": commit,
             "machine": machine(), "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": " ".join(shown)}  # fmt: skip
 
@@ -130,19 +132,41 @@ def train_cell(
 ) -> dict[str, Any]:
     """One cell: ``embedlab <task> train --config <config> --out <runs>/<key> <options>
     --set ...`` (:func:`run_logged`, log ``<runs>/<key>.log``); the row is ``fields``, the
-    process record, and ``extract(metrics.json)`` when the run finished; ``quality(row)`` goes
-    into the progress line (e.g. ``"test MRR 0.43"``)."""
+    process record, ``trained_by`` (the commits recorded by the ``start`` events of the run's
+    trace: more than one when a killed run was resumed under other code) and
+    ``extract(metrics.json)`` when the run finished; ``quality(row)`` goes into the progress line
+    (e.g. ``"test MRR 0.43"``)."""
     out = runs / key
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [str(embedlab), task, "train", "--config", str(config), "--out", str(out),
                *options, *(x for s in sets for x in ("--set", s))]  # fmt: skip
     row = dict(fields) | run_logged(command, runs / f"{key}.log")
+    row["trained_by"] = trace_commits(out / "trace.jsonl")
     metrics = out / "metrics.json"
     if row["returncode"] == 0 and metrics.is_file():
         row |= extract(json.loads(metrics.read_text()))
     log(f"{key}: rc {row['returncode']}, {row['wall_seconds']:.0f} s, "
         f"peak {row['peak_rss_gib']} GiB, {quality(row)}")  # fmt: skip
     return row
+
+
+def trace_commits(trace: Path) -> list[str]:
+    """The distinct ``code.commit`` values of the ``start`` events of a run's trace, in order
+    (``+dirty`` appended where the tree had uncommitted changes); empty without a trace."""
+    commits: list[str] = []
+    if not trace.is_file():
+        return commits
+    for line in trace.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        code = event.get("code") or {}
+        if event.get("event") == "start" and code.get("commit"):
+            name = code["commit"] + ("+dirty" if code.get("dirty") else "")
+            if name not in commits:
+                commits.append(name)
+    return commits
 
 
 def wait_while_paused(runs: Path, *, poll_seconds: float = 10.0) -> None:

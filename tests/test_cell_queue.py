@@ -84,6 +84,30 @@ def test_run_logged_records_exit_status_log_and_memory(queue: Any, tmp_path: Pat
     assert row["machine"].startswith(f"{os.cpu_count()} cores")
 
 
+def test_commit_is_taken_when_the_cell_starts(
+    queue: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout updated while a cell trains does not relabel the finished cell."""
+    names = iter(["aaaa", "bbbb"])
+    monkeypatch.setattr(queue, "git_commit", lambda: next(names))
+    row = queue.run_logged([sys.executable, "-c", "pass"], tmp_path / "cell.log")
+    assert row["commit"] == "aaaa"
+
+
+def test_trace_commits_lists_each_process_code(queue: Any, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    assert queue.trace_commits(trace) == []
+    events = [
+        {"event": "start", "code": {"commit": "c1", "dirty": False}},
+        {"event": "epoch", "epoch": 1},
+        {"event": "start", "code": {"commit": "c1", "dirty": False}},  # resumed, same code
+        {"event": "start", "code": {"commit": "c2", "dirty": True}},  # resumed under other code
+        {"event": "start", "code": {"commit": None}},  # outside a checkout
+    ]
+    trace.write_text("\n".join(json.dumps(e) for e in events) + '\n{"event": "sta')
+    assert queue.trace_commits(trace) == ["c1", "c2+dirty"]
+
+
 def test_list_only_prints_states_and_runs_nothing(
     queue: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
