@@ -34,7 +34,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cell_queue import Job, drain, grid_parser, parse_grid_args, refuse_overrides, train_cell
+from cell_queue import Job, drain, train_cell
+from grid_args import grid_parser, parse_grid_args, refuse_overrides
 
 LM = Path("configs/lm/ptb")
 ABLATION = LM / "kd-ablation"

@@ -30,15 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cell_queue import (
-    Job,
-    drain,
-    grid_parser,
-    parse_grid_args,
-    positive_int,
-    refuse_overrides,
-    train_cell,
-)
+from cell_queue import Job, drain, train_cell
+from grid_args import grid_parser, parse_grid_args, positive_int, refuse_overrides
 
 CONFIGS = Path("configs/nmt/multi30k")
 SWEEP = (0.003, 0.03, 0.1)  # besides the paper's p = 0.01

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from cell_queue import ROOT, Job, drain, grid_parser, parse_grid_args, train_cell
+from cell_queue import ROOT, Job, drain, train_cell
+from grid_args import grid_parser, parse_grid_args
 from table2_report import LOSSES, MODELS, PAPER_WN18RR
 
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
