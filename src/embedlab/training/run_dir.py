@@ -46,6 +46,10 @@ class RunPaths:
         return self.root / "metrics.json"
 
 
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
 def with_absolute_paths(config: ConfigT) -> ConfigT:
     """``config`` with its paths made absolute, so that the run directory resumes and evaluates
     from any working directory: ``dataset`` where it names a directory (not a registry name) and
@@ -57,8 +61,7 @@ def with_absolute_paths(config: ConfigT) -> ConfigT:
     train = getattr(config, "train", None)
     source = getattr(train, "init_from", None)
     if isinstance(train, BaseModel) and source:
-        absolute = str(Path(source).expanduser().resolve())
-        update["train"] = train.model_copy(update={"init_from": absolute})
+        update["train"] = train.model_copy(update={"init_from": _absolute(source)})
     return config.model_copy(update=update) if update else config
 
 
@@ -92,8 +95,8 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
         previous = flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
         # a run saved before its paths were made absolute compares as if they had been
         source = previous.get("train.init_from")
-        if isinstance(source, str) and source and not Path(source).is_absolute():
-            previous["train.init_from"] = str(Path(source).expanduser().resolve())
+        if isinstance(source, str) and source:
+            previous["train.init_from"] = _absolute(source)
         current = flatten(config.model_dump(mode="json"))
         differing = sorted(
             k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k)
