@@ -1,4 +1,4 @@
-"""Label-smoothed loss by hand, the inverse-sqrt schedule and its step count."""
+"""Label-smoothed loss by hand and against torch's, the inverse-sqrt schedule and its step count."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from embedlab.nmt.objective import InverseSqrtSchedule, inverse_sqrt, label_smoothed_nll
 from embedlab.nmt.vocab import PAD
@@ -27,6 +28,26 @@ def test_label_smoothed_loss_by_hand() -> None:
     assert float(loss) == pytest.approx(want_loss, rel=1e-6)
     assert float(nll) == pytest.approx(want_nll, rel=1e-6)
     assert float(label_smoothed_nll(logits, targets, 0.0)[0]) == pytest.approx(want_nll, rel=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_label_smoothed_loss_equals_torch_cross_entropy(eps: float) -> None:
+    """Value and gradient against torch's own label-smoothed cross-entropy (two calls)."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11, requires_grad=True)  # fp32, as the loss computes
+    targets = torch.randint(1, 11, (3, 5))
+    targets[0, 3:] = PAD
+    targets[2, 1] = PAD
+    loss, nll = label_smoothed_nll(logits, targets, eps)
+    (grad,) = torch.autograd.grad(loss, logits)
+    flat, gold = logits.reshape(-1, 11), targets.reshape(-1)
+    want = F.cross_entropy(flat, gold, ignore_index=PAD, label_smoothing=eps, reduction="sum")
+    (want_grad,) = torch.autograd.grad(want, logits)
+    want_nll = F.cross_entropy(flat, gold, ignore_index=PAD, reduction="sum")
+    assert float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    assert float(nll) == pytest.approx(float(want_nll.detach()), rel=1e-6)
+    assert not nll.requires_grad
+    torch.testing.assert_close(grad, want_grad, rtol=1e-5, atol=1e-7)
 
 
 def test_inverse_sqrt_values() -> None:
