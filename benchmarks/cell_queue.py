@@ -82,8 +82,9 @@ def run_logged(command: Sequence[str], log_path: Path) -> dict[str, Any]:
 
     Returns ``returncode``, ``wall_seconds``, ``peak_rss_gib`` (the child's peak resident set,
     from ``wait4``), ``commit`` (this checkout's when the process started: a checkout updated
-    while it ran does not relabel it), ``machine``, ``finished`` (UTC, ISO 8601) and ``command``
-    (as a user would type it: ``embedlab ...`` for the console script). If the grid itself is
+    while it ran does not relabel it), ``machine``, ``ld_preload`` (the grid's ``LD_PRELOAD``,
+    e.g. tcmalloc: it changes the speed, never a result; None when unset), ``finished`` (UTC,
+    ISO 8601) and ``command`` (as a user would type it: ``embedlab ...`` for the console script). If the grid itself is
     interrupted (Ctrl-C, SIGTERM) the child is terminated first, so it never trains on unseen.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,8 @@ def run_logged(command: Sequence[str], log_path: Path) -> dict[str, Any]:
         shown[0] = "embedlab"
     return {"returncode": proc.returncode, "wall_seconds": round(time.monotonic() - start, 1),
             "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3), "commit": commit,
-            "machine": machine(), "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": machine(), "ld_preload": os.environ.get("LD_PRELOAD") or None,
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": " ".join(shown)}  # fmt: skip
 
 
@@ -129,8 +131,8 @@ def train_cell(
 ) -> dict[str, Any]:
     """One cell: ``embedlab <task> train --config <config> --out <runs>/<key> <options>
     --set ...`` (:func:`run_logged`, log ``<runs>/<key>.log``); the row is ``fields``, the
-    process record, ``trained_by`` (the commits recorded by the ``start`` events of the run's
-    trace: more than one when a killed run was resumed under other code) and
+    process record, ``trained_by`` (the commits recorded by the ``start`` and ``resume`` events
+    of the run's trace: more than one when a killed run was resumed under other code) and
     ``extract(metrics.json)`` when the run finished; ``quality(row)`` goes into the progress line
     (e.g. ``"test MRR 0.43"``)."""
     out = runs / key
@@ -148,8 +150,10 @@ def train_cell(
 
 
 def trace_commits(trace: Path) -> list[str]:
-    """The distinct ``code.commit`` values of the ``start`` events of a run's trace, in order
-    (``+dirty`` appended where the tree had uncommitted changes); empty without a trace."""
+    """The distinct ``code.commit`` values of the ``start`` and ``resume`` events of a run's
+    trace (one per process that trained it), in order (``+dirty`` appended where the tree had
+    uncommitted changes); empty without a trace. Traces written before resume events carried
+    ``code`` (2026-12-02) name only the first process's commit."""
     commits: list[str] = []
     if not trace.is_file():
         return commits
@@ -159,7 +163,7 @@ def trace_commits(trace: Path) -> list[str]:
         except json.JSONDecodeError:
             continue
         code = event.get("code") or {}
-        if event.get("event") == "start" and code.get("commit"):
+        if event.get("event") in ("start", "resume") and code.get("commit"):
             name = code["commit"] + ("+dirty" if code.get("dirty") else "")
             if name not in commits:
                 commits.append(name)

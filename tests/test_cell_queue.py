@@ -74,14 +74,19 @@ def test_drain_refuses_unknown_cells_and_other_budgets(queue: Any, tmp_path: Pat
                 same_budget=("minutes",))  # fmt: skip
 
 
-def test_run_logged_records_exit_status_log_and_memory(queue: Any, tmp_path: Path) -> None:
+def test_run_logged_records_exit_status_log_and_memory(
+    queue: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
     log = tmp_path / "logs" / "cell.log"
     code = "import sys; x = bytearray(64 * 2**20); print('hello'); sys.exit(3)"
     row = queue.run_logged([sys.executable, "-c", code], log)
     assert row["returncode"] == 3 and "hello" in log.read_text()
     assert row["peak_rss_gib"] >= 64 / 1024 and row["wall_seconds"] >= 0
     assert row["command"].startswith(sys.executable) and len(row["commit"]) >= 40
-    assert row["machine"].startswith(f"{os.cpu_count()} cores")
+    assert row["machine"].startswith(f"{os.cpu_count()} cores") and row["ld_preload"] is None
+    monkeypatch.setenv("LD_PRELOAD", "")  # an empty value preloads nothing: recorded as None
+    assert queue.run_logged([sys.executable, "-c", "pass"], log)["ld_preload"] is None
 
 
 def test_commit_is_taken_when_the_cell_starts(
@@ -100,8 +105,9 @@ def test_trace_commits_lists_each_process_code(queue: Any, tmp_path: Path) -> No
     events = [
         {"event": "start", "code": {"commit": "c1", "dirty": False}},
         {"event": "epoch", "epoch": 1},
-        {"event": "start", "code": {"commit": "c1", "dirty": False}},  # resumed, same code
-        {"event": "start", "code": {"commit": "c2", "dirty": True}},  # resumed under other code
+        {"event": "resume", "epoch": 1, "code": {"commit": "c1", "dirty": False}},  # same code
+        {"event": "resume", "epoch": 1, "code": {"commit": "c2", "dirty": True}},  # other code
+        {"event": "resume", "epoch": 1},  # a trace written before resume events carried code
         {"event": "start", "code": {"commit": None}},  # outside a checkout
     ]
     trace.write_text("\n".join(json.dumps(e) for e in events) + '\n{"event": "sta')

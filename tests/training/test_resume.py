@@ -71,6 +71,10 @@ def test_sigkill_and_resume_matches_uninterrupted(tmp_path: Path) -> None:
     result = json.loads((killed / "metrics.json").read_text())
     events = [json.loads(line) for line in (killed / "trace.jsonl").read_text().splitlines()]
     assert any(e["event"] == "resume" and e["epoch"] == epoch_at_kill for e in events)
+    # the resuming process names its code, as the first one did (cell_queue.trace_commits)
+    starts = [e for e in events if e["event"] in ("start", "resume")]
+    assert [e["event"] for e in starts] == ["start", "resume"]
+    assert starts[1]["code"] == starts[0]["code"] and "commit" in starts[1]["code"]
     for split in ("valid", "test"):
         for key in ("mrr", "mr", "hits@1", "hits@3", "hits@10"):
             assert result[split][key] == reference[split][key], (split, key)

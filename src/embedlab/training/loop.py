@@ -177,7 +177,7 @@ class Loop:
             self.scheduler.load_state_dict(state["scheduler"])
         self.trace.write(
             "resume", epoch=self.state.epoch, seconds=self.state.seconds,
-            world_size=self.world.world_size,
+            world_size=self.world.world_size, code=code_version(),
         )  # fmt: skip
         return True
 
