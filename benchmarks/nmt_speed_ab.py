@@ -3,7 +3,8 @@ tcmalloc through ``LD_PRELOAD``), side by side in one run.
 
 Each variant is one ``benchmarks/nmt_throughput.py`` process training the same first
 ``--batches`` token-budget batches of one epoch from the same seed (``train.max_batches``), so
-every variant times the same work; the variants alternate for ``--repeats`` rounds. An allocator
+every variant times the same work; the variants take turns for ``--repeats`` rounds, in reverse
+order every other round (so no variant always runs first). An allocator
 changes speed only; bf16 also changes the numerics (the valid NLL after those batches is
 reported beside the time). Machines here are shared: quote the medians' ratios.
 
@@ -30,6 +31,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "nmt" / "multi30k" / "transformer-small.yaml"
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def one_run(
@@ -68,10 +77,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--tcmalloc {args.tcmalloc}: no such file")
     allocators = {"glibc": None} | ({"tcmalloc": args.tcmalloc} if args.tcmalloc else {})
     variants = [(p, a) for a in allocators for p in ("fp32", "bf16")]
+    taken = ("train.max_epochs", "train.max_batches", "train.num_threads", "train.precision")
+    for item in args.set:
+        if item.split("=", 1)[0] in taken:
+            parser.error(f"--set {item}: the benchmark sets {item.split('=', 1)[0]} itself")
     runs: dict[str, list[dict[str, Any]]] = {f"{p}+{a}": [] for p, a in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeats):
-            for precision, allocator in variants:
+            for precision, allocator in variants if round_ % 2 == 0 else variants[::-1]:
                 key = f"{precision}+{allocator}"
                 report = one_run(precision=precision, preload=allocators[allocator], args=args,
                                  out=Path(tmp) / "run")  # fmt: skip
@@ -81,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     median = {k: statistics.median(r["s_per_step"] for r in v) for k, v in runs.items()}
     base = median["fp32+glibc"]
     result = {
-        "config": str(args.config.relative_to(ROOT) if args.config.is_absolute() else args.config),
+        "config": shown_path(args.config),
         "threads": args.threads, "batches": args.batches, "repeats": args.repeats,
         "tcmalloc": args.tcmalloc, "cores": os.cpu_count(), "overrides": args.set,
         "median_s_per_step": median,

@@ -46,3 +46,9 @@ def test_speed_ab_reports_medians_and_ratios(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    clash = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "nmt_speed_ab.py"), *sets, "--set",
+         "train.precision=bf16"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert clash.returncode == 2 and "train.precision" in clash.stderr

@@ -50,6 +50,15 @@ def test_label_smoothed_loss_equals_torch_cross_entropy(eps: float) -> None:
     torch.testing.assert_close(grad, want_grad, rtol=1e-5, atol=1e-7)
 
 
+def test_label_smoothed_loss_ignores_a_padding_row_with_minus_inf() -> None:
+    logits = torch.tensor([[[1.0, 2.0, 0.5], [0.0, float("-inf"), 0.0]]])
+    targets = torch.tensor([[1, PAD]])
+    loss, _ = label_smoothed_nll(logits, targets, 0.1)
+    want = F.cross_entropy(logits[0], targets[0], ignore_index=PAD, label_smoothing=0.1,
+                           reduction="sum")  # fmt: skip
+    assert torch.isfinite(loss) and float(loss) == pytest.approx(float(want), rel=1e-6)
+
+
 def test_inverse_sqrt_values() -> None:
     values = [inverse_sqrt(s, lr=1.0, warmup_steps=4) for s in (1, 2, 4, 16, 100)]
     assert values == pytest.approx([0.25, 0.5, 1.0, 0.5, 0.2])

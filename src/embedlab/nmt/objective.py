@@ -35,8 +35,10 @@ def label_smoothed_nll(
     nll = F.nll_loss(log_p, gold, ignore_index=PAD, reduction="sum")
     if smoothing == 0.0:
         return nll, nll.detach()
-    keep = (gold != PAD).to(log_p.dtype)  # (B*T,)
-    uniform = -(log_p.sum(dim=-1) * keep).sum() / log_p.shape[-1]  # sum_t mean_v(-log p_v)
+    # sum over non-padding tokens of mean_v(-log p_v); masked_fill, not a 0/1 product, so that a
+    # padding row with a -inf logit adds 0 rather than nan (as torch's own reduction)
+    per_token = log_p.sum(dim=-1).masked_fill(gold == PAD, 0.0)  # (B*T,)
+    uniform = -per_token.sum() / log_p.shape[-1]
     return (1.0 - smoothing) * nll + smoothing * uniform, nll.detach()
 
 
