@@ -11,8 +11,8 @@ reported beside the time). Machines here are shared: quote the medians' ratios.
 Usage::
 
     EMBEDLAB_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/nmt_speed_ab.py \\
-        --tcmalloc /lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 --threads 1 --batches 20 \\
-        --repeats 2 --json docs/bench/nmt_speed_ab.json
+        --tcmalloc /lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 --threads 1 --batches 15 \\
+        --repeats 3 --json docs/bench/nmt_speed_ab.json
 
 The last stdout line is the JSON object written to ``--json``.
 """
@@ -29,7 +29,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from cell_queue import ROOT
+from grid_args import refuse_overrides
+
 CONFIG = ROOT / "configs" / "nmt" / "multi30k" / "transformer-small.yaml"
 
 
@@ -77,10 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--tcmalloc {args.tcmalloc}: no such file")
     allocators = {"glibc": None} | ({"tcmalloc": args.tcmalloc} if args.tcmalloc else {})
     variants = [(p, a) for a in allocators for p in ("fp32", "bf16")]
-    taken = ("train.max_epochs", "train.max_batches", "train.num_threads", "train.precision")
-    for item in args.set:
-        if item.split("=", 1)[0] in taken:
-            parser.error(f"--set {item}: the benchmark sets {item.split('=', 1)[0]} itself")
+    taken = {"train.max_epochs", "train.max_batches", "train.num_threads", "train.precision"}
+    try:
+        refuse_overrides(args.set, taken)
+    except SystemExit as err:  # a usage error: argparse's message and exit code 2
+        parser.error(str(err))
     runs: dict[str, list[dict[str, Any]]] = {f"{p}+{a}": [] for p, a in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeats):
