@@ -24,7 +24,14 @@ from torch import nn
 from embedlab.embeddings.config import EmbeddingConfig
 from embedlab.embeddings.graph import RowGraph
 from embedlab.embeddings.init import initialize_
-from embedlab.embeddings.kd_compose import build_composition, gather_code_vectors
+from embedlab.embeddings.kd_compose import (
+    POOLED_COMPOSITIONS,
+    Composition,
+    build_composition,
+    code_vector_sum,
+    gather_code_vectors,
+    relaxed_code_sum,
+)
 from embedlab.embeddings.template import EmbeddingLayer, weighted_lp
 from embedlab.errors import UserError
 
@@ -52,7 +59,7 @@ class KdEmbedding(EmbeddingLayer):
     teacher: torch.Tensor
     temperature: torch.Tensor
     encoder: nn.Module
-    compose: nn.Module
+    compose: Composition
 
     def __init__(
         self,
@@ -93,6 +100,8 @@ class KdEmbedding(EmbeddingLayer):
             initialize_(self.full, config.init)
         self.register_buffer("temperature", torch.tensor(kd.temperature))
         self._eval_cache: torch.Tensor | None = None
+        # (versions of the code sources, hard codes (N, D)) with freeze_codes: _hard_codes
+        self._codes_cache: tuple[list[tuple[int, int, int]], torch.Tensor] | None = None
         # (rows, code logits, composed rows) of the last training lookup, for its penalty
         self._step_cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -129,12 +138,16 @@ class KdEmbedding(EmbeddingLayer):
         ``pi / tau``, made hard one-hot in value (gradient of the soft weights) with STE."""
         return self._relax(self.code_logits(rows))
 
-    def _relax(self, logits: torch.Tensor) -> torch.Tensor:
-        """:meth:`relaxed_codes` of the code logits ``(B, D, K)``."""
+    def _soft(self, logits: torch.Tensor) -> torch.Tensor:
+        """Tempered softmax (or Gumbel-softmax) of the code logits ``(B, D, K)``."""
         if self.kd.relaxation == "gumbel":
             uniform = torch.rand_like(logits).clamp_(1e-10, 1.0)
             logits = logits - torch.log(-torch.log(uniform))
-        soft = torch.softmax(logits / self.temperature, dim=-1)
+        return torch.softmax(logits / self.temperature, dim=-1)
+
+    def _relax(self, logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`relaxed_codes` of the code logits ``(B, D, K)``."""
+        soft = self._soft(logits)
         if not self.kd.straight_through:
             return soft
         hard = F.one_hot(soft.argmax(-1), self.kd.K).to(soft.dtype)
@@ -155,20 +168,50 @@ class KdEmbedding(EmbeddingLayer):
         """
         if relax is None:
             relax = self.training and not self.kd.freeze_codes
+        D = self.kd.D
         if relax:
             logits = self.code_logits(rows)  # (B, D, K)
-            weights = self._relax(logits)
-            vectors = torch.einsum("bdk,dke->bde", weights, self._codebook())
-            composed = self.compose(vectors)
+            if isinstance(
+                self.compose, POOLED_COMPOSITIONS
+            ):  # the sum over j without (B, D, d') vectors: same values
+                summed = relaxed_code_sum(
+                    self._soft(logits), self.codebook, straight_through=self.kd.straight_through
+                )
+                composed = self.compose.from_sum(summed, D)
+            else:
+                weights = self._relax(logits)
+                vectors = torch.einsum("bdk,dke->bde", weights, self._codebook())
+                composed = self.compose(vectors)
             if keep and composed.requires_grad:
                 self._step_cache = (rows, logits, composed)
                 # a backward pass through these rows frees their graph: forget them then
                 composed.register_hook(self._forget_step)
             return composed
-        with torch.no_grad():
-            codes = self.code_logits(rows).argmax(-1)  # (B, D)
+        codes = self._hard_codes(rows)  # (B, D)
+        if isinstance(self.compose, POOLED_COMPOSITIONS):
+            return self.compose.from_sum(code_vector_sum(self.codebook, codes), D)
         vectors = gather_code_vectors(self.codebook, codes)  # (B, D, d')
         return self.compose(vectors)
+
+    def _code_sources(self) -> list[torch.Tensor]:
+        """The tensors the hard codes are computed from (code logits, or encoder + teacher)."""
+        if self.kd.autoencode:
+            return [*self.encoder.parameters(), self.teacher]
+        return [self.logits]
+
+    @torch.no_grad()
+    def _hard_codes(self, rows: torch.Tensor) -> torch.Tensor:
+        """argmax codes ``(B, D)`` of ``rows: (B,)``. With ``freeze_codes`` they come from a cache
+        of all N rows' codes, recomputed when a tensor they depend on was replaced or changed
+        in place (data pointer, version counter: an optimizer step, ``load_state_dict``, a
+        device move), so a frozen-code stage does not run the encoder over every row at every
+        step."""
+        if not self.kd.freeze_codes:
+            return self.code_logits(rows).argmax(-1)
+        key = [(id(t), t.data_ptr(), t._version) for t in self._code_sources()]
+        if self._codes_cache is None or self._codes_cache[0] != key:
+            self._codes_cache = (key, self.codes())
+        return self._codes_cache[1][rows]
 
     def compose_rows(self, rows: torch.Tensor, *, keep: bool = False) -> torch.Tensor:
         """Composed embeddings of ``rows: (B,)`` -> ``(B, d)``, without SSE or dropout

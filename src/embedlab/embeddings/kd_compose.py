@@ -8,7 +8,10 @@ Proposition 1 (supplement): the linear composition is a sparse binary low-rank f
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from embedlab.embeddings.config import KdConfig
@@ -23,13 +26,72 @@ def gather_code_vectors(codebook: torch.Tensor, codes: torch.Tensor) -> torch.Te
     return book[positions, codes.long()]
 
 
+def _flat_rows(codes: torch.Tensor, K: int) -> torch.Tensor:
+    """``codes (B, D)`` -> ``(B, D)`` int64 rows ``j*K + c^j`` of the stacked ``(D*K, d')`` book."""
+    D = codes.shape[1]
+    return codes.long() + torch.arange(D, device=codes.device) * K
+
+
+def code_vector_sum(codebook: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """``sum_j W^j[c^j]``: ``codebook (D or 1, K, d')``, ``codes (B, D)`` -> ``(B, d')``.
+
+    The sum of :func:`gather_code_vectors` over j, in one ``embedding_bag`` (fixed bags of D)
+    without the ``(B, D, d')`` vectors; its gradient reaches the codebook rows that were read.
+    """
+    D = codes.shape[1]
+    K, dp = codebook.shape[1], codebook.shape[2]
+    book = codebook.expand(D, -1, -1).reshape(D * K, dp)  # a shared book: copied, D*K*d'
+    return F.embedding_bag(_flat_rows(codes, K), book, mode="sum")
+
+
+class _StraightThroughGradient(torch.autograd.Function):
+    """Value 0 ``(B, d')``; gradient ``dL/dw = dL/ds @ W^T`` to the soft weights ``w (B, D, K)``
+    of ``s = sum_{j,k} w_jk W^j[k]`` (the codebook's gradient comes from the hard path)."""
+
+    @staticmethod
+    def forward(ctx: Any, soft: torch.Tensor, book: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(book)
+        ctx.soft_shape = soft.shape
+        return soft.new_zeros(soft.shape[0], book.shape[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (book,) = ctx.saved_tensors  # (D*K, d')
+        return (grad @ book.to(grad.dtype).T).view(ctx.soft_shape), None
+
+
+def relaxed_code_sum(
+    soft: torch.Tensor, codebook: torch.Tensor, *, straight_through: bool
+) -> torch.Tensor:
+    """``s = sum_j sum_k w_jk W^j[k]`` ``(B, d')`` of relaxed codes, without the ``(B, D, d')``
+    vectors: ``soft (B, D, K)`` (softmax or Gumbel-softmax weights), ``codebook (D or 1, K, d')``.
+
+    ``straight_through`` (STE, paper 003's supplement table 1): ``w = one_hot(argmax soft)`` in
+    value, ``soft`` in gradient, so ``s`` is the hard :func:`code_vector_sum` and the gradient
+    to ``soft`` is ``dL/ds @ W^T``: one ``(B, d') x (d', D*K)`` product in the backward pass,
+    where the dense form ``einsum("bdk,dke->bde")`` takes three batched products and
+    ``(B, D, d')`` buffers. Without STE, ``s = soft (B, D*K) @ W (D*K, d')``. Both equal the
+    dense form's value and gradients (tests/embeddings/test_kd_pooled.py).
+    """
+    B, D, K = soft.shape
+    book = codebook.expand(D, -1, -1).reshape(D * K, -1)  # (D*K, d')
+    if not straight_through:
+        return soft.reshape(B, D * K) @ book.to(soft.dtype)
+    hard = code_vector_sum(codebook, soft.detach().argmax(-1))  # (B, d'): value and W's grad
+    return hard + _StraightThroughGradient.apply(soft, book.detach())
+
+
 def _pool(codes: torch.Tensor, reduce: str) -> torch.Tensor:
     """``(B, D, d') -> (B, d')``: sum or mean over the D positions."""
     return codes.sum(1) if reduce == "sum" else codes.mean(1)
 
 
 class LinearComposition(nn.Module):
-    """``v = P (sum_j e_j) + b`` (or the mean over j): ``(B, D, d') -> (B, d)``."""
+    """``v = P (sum_j e_j) + b`` (or the mean over j): ``(B, D, d') -> (B, d)``.
+
+    ``from_sum(s, D)`` is the same map from the sum ``s = sum_j e_j`` ``(B, d')``, for callers
+    that form the sum without the ``(B, D, d')`` vectors (:func:`relaxed_code_sum`).
+    """
 
     def __init__(self, *, config: KdConfig, dim: int) -> None:
         super().__init__()
@@ -39,10 +101,13 @@ class LinearComposition(nn.Module):
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return self.proj(_pool(codes, self.reduce))
 
+    def from_sum(self, summed: torch.Tensor, D: int) -> torch.Tensor:
+        return self.proj(summed if self.reduce == "sum" else summed / D)
+
 
 class MlpComposition(nn.Module):
     """``v = P2 tanh(P1 pool(e) + b1) + b2``: ``(B, D, d') -> (B, d)``, hidden width h
-    (``config.hidden``, default d)."""
+    (``config.hidden``, default d); ``from_sum`` as :class:`LinearComposition`'s."""
 
     def __init__(self, *, config: KdConfig, dim: int) -> None:
         super().__init__()
@@ -54,6 +119,9 @@ class MlpComposition(nn.Module):
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return self.out(torch.tanh(self.proj(_pool(codes, self.reduce))))
 
+    def from_sum(self, summed: torch.Tensor, D: int) -> torch.Tensor:
+        return self.out(torch.tanh(self.proj(summed if self.reduce == "sum" else summed / D)))
+
 
 class LstmComposition(nn.Module):
     """The supplement's section 2: an LSTM (hidden width d') reads ``e_1 .. e_D`` in order; the
@@ -61,6 +129,7 @@ class LstmComposition(nn.Module):
 
     The supplement adds ``W^j[c^j]`` to every gate directly; ``torch.nn.LSTM`` first multiplies
     the input by a learned ``(4d', d')`` matrix, which contains that form (identity blocks).
+    It reads the D vectors in order, so it has no ``from_sum``.
     """
 
     def __init__(self, *, config: KdConfig, dim: int) -> None:
@@ -75,6 +144,8 @@ class LstmComposition(nn.Module):
 
 
 Composition = LinearComposition | MlpComposition | LstmComposition
+#: compositions that read only the sum (or mean) of the D code vectors (``from_sum``)
+POOLED_COMPOSITIONS = (LinearComposition, MlpComposition)
 
 COMPOSITIONS: dict[str, type[Composition]] = {
     "linear": LinearComposition,
