@@ -15,8 +15,8 @@ composition for the presets of that script (PDG auto-encoding: the encoder reads
 
 Each timing is forward plus ``backward`` of ``<g, V>`` for a fixed random ``g (N, d)``; the three
 are interleaved in every repeat and the median over ``--repeats`` is reported, with the
-pooled/dense ratio and the largest difference between their outputs and encoder gradients on a
-float64 copy of the layer (they compute the same thing).
+pooled/dense ratio and the largest difference between their outputs and parameter gradients
+(encoder, codebook, composition) on a float64 copy of the layer (they compute the same thing).
 
 Usage: ``.venv/bin/python benchmarks/kd_joint_step.py --threads 2 --out FILE``; stdout is one
 JSON document. Run it alone (another CPU-heavy process distorts the timings).
@@ -90,7 +90,7 @@ def measure(rows: int, dim: int, setting: str, repeats: int) -> dict[str, Any]:
         out = exact.lookup_all() if name == "pooled" else dense_rows(exact)
         (out * g.double()).sum().backward()
         outputs[name] = out.detach()
-        grads[name] = exact.encoder[2].weight.grad.clone()
+        grads[name] = {n: p.grad.clone() for n, p in exact.named_parameters() if p.grad is not None}
     del exact
     for owner, forward in variants.values():  # warm-up
         step(owner, forward, g)
@@ -108,7 +108,10 @@ def measure(rows: int, dim: int, setting: str, repeats: int) -> dict[str, Any]:
         "dense_over_pooled": medians["dense"] / medians["pooled"],
         "dense_over_frozen": medians["dense"] / medians["frozen"],
         "max_abs_diff_rows": float((outputs["pooled"] - outputs["dense"]).abs().max()),
-        "max_abs_diff_encoder_grad": float((grads["pooled"] - grads["dense"]).abs().max()),
+        "max_abs_diff_grads": max(
+            float((grads["pooled"][n] - grads["dense"][n]).abs().max()) for n in grads["dense"]
+        ),
+        "grads_compared": sorted(grads["dense"]),
     }
 
 

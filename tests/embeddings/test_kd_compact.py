@@ -125,6 +125,18 @@ def test_export_equals_trained_layer_exactly(composition: str, K: int, shared: b
     assert not {"logits", "teacher", "full", "temperature"} & names
 
 
+@pytest.mark.parametrize("composition", ["linear", "mlp", "lstm"])
+def test_export_equals_trained_layer_exactly_at_wider_codes(composition: str) -> None:
+    """D = 17 positions of d' = 23 (the default fixture's D = 3, d' = 6 sums too few terms for
+    a different summation order to show): the compact layer still gives the same bits."""
+    layer = make(rows=40, K=16, D=17, code_dim=23, composition=composition)
+    with torch.no_grad():
+        for param in [layer.codebook, *layer.compose.parameters()]:
+            param.add_(0.1 * torch.randn_like(param))
+    layer.eval()
+    assert torch.equal(export_kd(layer).all(), layer.all())
+
+
 def test_export_int32_storage_and_autoencoded_layer() -> None:
     big = make(rows=5, K=40000, D=1)
     codes = torch.tensor([[39999], [0], [32768], [17], [39999]])

@@ -38,4 +38,8 @@ def test_joint_step_reports_agreement_medians_and_ratios(tmp_path: Path) -> None
         med = row["median_seconds"]
         assert row["dense_over_pooled"] == pytest.approx(med["dense"] / med["pooled"])
         assert row["max_abs_diff_rows"] < 1e-9
-        assert row["max_abs_diff_encoder_grad"] < 1e-9
+        assert row["max_abs_diff_grads"] < 1e-9
+        assert row["grads_compared"] == [
+            "codebook", "compose.proj.bias", "compose.proj.weight", "encoder.0.bias",
+            "encoder.0.weight", "encoder.2.bias", "encoder.2.weight",
+        ]  # fmt: skip

@@ -62,9 +62,41 @@ def test_code_vector_sum_equals_gathered_vectors_summed(shared: bool) -> None:
     out = code_vector_sum(book, codes.to(torch.uint8))
     expected = gather_code_vectors(book, codes).sum(1)
     close(out, expected, tol=1e-12)
-    (grad,) = torch.autograd.grad(out.sum(), [book])
-    (expected_grad,) = torch.autograd.grad(expected.sum(), [book])
+    g = torch.randn(B, DP, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out * g).sum(), [book])
+    (expected_grad,) = torch.autograd.grad((expected * g).sum(), [book])
     close(grad, expected_grad, tol=1e-12)
+    assert code_vector_sum(book, codes[:0]).shape == (0, DP)
+
+
+def test_code_vector_sum_rejects_codes_outside_k_and_second_order_gradients() -> None:
+    _, book = _inputs(False, seed=3)
+    codes = torch.zeros(B, D, dtype=torch.long)
+    codes[2, 1] = K  # would read position 2's first row
+    with pytest.raises(IndexError, match=f"\\[0, {K}\\)"):
+        code_vector_sum(book, codes)
+    logits, _ = _inputs(False, seed=4)
+    out = relaxed_code_sum(torch.softmax(logits, -1), book, straight_through=True)
+    (grad,) = torch.autograd.grad(out.pow(2).sum(), [logits], create_graph=True)
+    with pytest.raises(RuntimeError):  # once_differentiable: no silently wrong 2nd order
+        torch.autograd.grad(grad.pow(2).sum(), [book])
+
+
+def test_relaxed_code_sum_under_bf16_autocast_stays_near_float32() -> None:
+    """bf16 autocast (train.precision: bf16): the STE sum is float32 (embedding_bag is not
+    autocast) and the gradient is the float32 one up to the rounding of the soft weights."""
+    logits, book = _inputs(False, seed=6)
+    logits32 = logits.detach().float().requires_grad_(True)
+    book32 = book.detach().float()
+    soft = torch.softmax(logits32, -1)
+    ref = relaxed_code_sum(soft, book32, straight_through=True)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), [logits32])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = relaxed_code_sum(torch.softmax(logits32, -1), book32, straight_through=True)
+    (grad,) = torch.autograd.grad(out.float().sum(), [logits32])
+    assert out.dtype == torch.float32
+    close(out, ref, tol=0.0)
+    close(grad, ref_grad, tol=1e-2)
 
 
 @pytest.mark.parametrize("composition", ["linear", "mlp"])
@@ -112,3 +144,31 @@ def test_frozen_codes_cache_follows_in_place_changes(autoencode: bool) -> None:
             source[:, 0] = source[:, 0].roll(1, dims=-1)
     assert not torch.equal(layer.codes(), before)
     close(layer.compose_codes(rows), dense_oracle(layer))
+
+
+def test_frozen_codes_cache_runs_the_encoder_once_and_follows_the_teacher() -> None:
+    """Steps with unchanged code sources reuse the codes (the encoder runs once); a new
+    teacher row or a changed first encoder layer is seen at the next step."""
+    from tests.embeddings.kd_oracles import N, dense_oracle
+
+    teacher = torch.randn(N, 5, generator=torch.Generator().manual_seed(7))
+    layer = make(teacher=teacher, freeze_codes=True, guidance="pdg", autoencode=True).train()
+    calls = []
+    layer.encoder.register_forward_hook(lambda *_: calls.append(1))
+    optimizer = torch.optim.Adagrad(layer.parameters(), lr=0.1)
+    rows = torch.arange(N)
+    for _ in range(3):  # codebook and composition train; the encoder gets no gradient
+        optimizer.zero_grad()
+        layer.compose_codes(rows).pow(2).sum().backward()
+        optimizer.step()
+    assert len(calls) == 1
+    close(layer.compose_codes(rows), dense_oracle(layer))
+    for change in ("teacher", "encoder0"):
+        before = layer.codes().clone()
+        with torch.no_grad():
+            if change == "teacher":
+                layer.teacher.copy_(torch.randn(N, 5, generator=torch.Generator().manual_seed(8)))
+            else:
+                layer.encoder[0].weight.mul_(-3.0)  # type: ignore[index]
+        assert not torch.equal(layer.codes(), before), change
+        close(layer.compose_codes(rows), dense_oracle(layer))

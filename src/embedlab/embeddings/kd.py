@@ -28,8 +28,7 @@ from embedlab.embeddings.kd_compose import (
     POOLED_COMPOSITIONS,
     Composition,
     build_composition,
-    code_vector_sum,
-    gather_code_vectors,
+    compose_hard,
     relaxed_code_sum,
 )
 from embedlab.embeddings.template import EmbeddingLayer, weighted_lp
@@ -187,11 +186,7 @@ class KdEmbedding(EmbeddingLayer):
                 # a backward pass through these rows frees their graph: forget them then
                 composed.register_hook(self._forget_step)
             return composed
-        codes = self._hard_codes(rows)  # (B, D)
-        if isinstance(self.compose, POOLED_COMPOSITIONS):
-            return self.compose.from_sum(code_vector_sum(self.codebook, codes), D)
-        vectors = gather_code_vectors(self.codebook, codes)  # (B, D, d')
-        return self.compose(vectors)
+        return compose_hard(self.compose, self.codebook, self._hard_codes(rows))
 
     def _code_sources(self) -> list[torch.Tensor]:
         """The tensors the hard codes are computed from (code logits, or encoder + teacher)."""
@@ -210,7 +205,8 @@ class KdEmbedding(EmbeddingLayer):
             return self.code_logits(rows).argmax(-1)
         key = [(id(t), t.data_ptr(), t._version) for t in self._code_sources()]
         if self._codes_cache is None or self._codes_cache[0] != key:
-            self._codes_cache = (key, self.codes())
+            dtype = torch.uint8 if self.kd.K <= 256 else torch.int32  # (N, D) kept compact
+            self._codes_cache = (key, self.codes().to(dtype))
         return self._codes_cache[1][rows]
 
     def compose_rows(self, rows: torch.Tensor, *, keep: bool = False) -> torch.Tensor:
@@ -241,12 +237,19 @@ class KdEmbedding(EmbeddingLayer):
             self._eval_cache = self.compose_rows(rows)
         return self._eval_cache
 
+    def clear_caches(self) -> None:
+        """Forget the cached evaluation table, step graph and frozen codes. Called by
+        ``train()``, ``load_state_dict`` and the distillation stage; call it after changing
+        the code logits or encoder in a way that bumps no version counter (writes through
+        ``.data``, a fused optimizer)."""
+        self._eval_cache = self._step_cache = self._codes_cache = None
+
     def train(self, mode: bool = True) -> KdEmbedding:
-        self._eval_cache = self._step_cache = None
+        self.clear_caches()
         return super().train(mode)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._eval_cache = self._step_cache = None
+        self.clear_caches()
         super()._load_from_state_dict(*args, **kwargs)
 
     def entropy(self, rows: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:

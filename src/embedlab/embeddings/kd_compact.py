@@ -19,7 +19,7 @@ from torch import nn
 from embedlab.embeddings import kd_fast
 from embedlab.embeddings.config import KdConfig
 from embedlab.embeddings.kd import KdEmbedding
-from embedlab.embeddings.kd_compose import Composition, build_composition, gather_code_vectors
+from embedlab.embeddings.kd_compose import Composition, build_composition, compose_hard
 from embedlab.errors import UserError
 
 FORMAT = "embedlab-kd-codes/1"
@@ -115,8 +115,7 @@ class CompactKdEmbedding(nn.Module):
             out = kd_fast.bag_lookup(self.projected, rows, self.offsets)  # (B, d)
         else:  # composed once per unique row, as KdEmbedding.lookup: the same bits
             unique, inverse = torch.unique(flat, return_inverse=True)
-            vectors = gather_code_vectors(self.codebook, self.codes[unique])  # (U, D, d')
-            out = self.compose(vectors)[inverse]  # (numel(S), d)
+            out = compose_hard(self.compose, self.codebook, self.codes[unique])[inverse]
         return out.view(*indices.shape, self.dim)
 
     def all(self) -> torch.Tensor:

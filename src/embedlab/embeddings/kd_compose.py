@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from embedlab.embeddings.config import KdConfig
 
@@ -46,6 +47,7 @@ class _CodeVectorSum(torch.autograd.Function):
         return F.embedding_bag(_flat_rows(codes, K), book, mode="sum")
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (codes,) = ctx.saved_tensors
         K = ctx.K
@@ -59,10 +61,18 @@ def code_vector_sum(codebook: torch.Tensor, codes: torch.Tensor) -> torch.Tensor
     """``sum_j W^j[c^j]``: ``codebook (D or 1, K, d')``, ``codes (B, D)`` -> ``(B, d')``.
 
     The sum of :func:`gather_code_vectors` over j without the ``(B, D, d')`` vectors; its
-    gradient reaches the codebook rows that were read.
+    gradient reaches the codebook rows that were read (first order only: ``create_graph``
+    through it raises).
+
+    Raises:
+        IndexError: a code outside ``[0, K)``.
     """
     D = codes.shape[1]
     K, dp = codebook.shape[1], codebook.shape[2]
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= K):
+        raise IndexError(
+            f"KD codes must lie in [0, {K}); got {int(codes.min())}..{int(codes.max())}"
+        )
     book = codebook.expand(D, -1, -1).reshape(D * K, dp)  # a shared book: copied, D*K*d'
     out: torch.Tensor = _CodeVectorSum.apply(book, codes.long())
     return out
@@ -79,6 +89,7 @@ class _StraightThroughGradient(torch.autograd.Function):
         return soft.new_zeros(soft.shape[0], book.shape[1])
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (book,) = ctx.saved_tensors  # (D*K, d')
         return (grad @ book.to(grad.dtype).T).view(ctx.soft_shape), None
@@ -103,6 +114,17 @@ def relaxed_code_sum(
         return soft.reshape(B, D * K) @ book.to(soft.dtype)
     hard = code_vector_sum(codebook, soft.detach().argmax(-1))  # (B, d'): value and W's grad
     return hard + _StraightThroughGradient.apply(soft, book.detach())
+
+
+def compose_hard(compose: nn.Module, codebook: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """``f(W^1[c^1], ..., W^D[c^D])`` of hard ``codes (B, D)`` -> ``(B, d)``: through
+    :func:`code_vector_sum` and ``from_sum`` for a pooled composition (linear, mlp), else the
+    composition of :func:`gather_code_vectors`. The trained layer's evaluation mode and the
+    exported :class:`~embedlab.embeddings.kd_compact.CompactKdEmbedding` both call this, so they
+    give the same bits."""
+    if isinstance(compose, POOLED_COMPOSITIONS):
+        return compose.from_sum(code_vector_sum(codebook, codes), codes.shape[1])
+    return compose(gather_code_vectors(codebook, codes))
 
 
 def _pool(codes: torch.Tensor, reduce: str) -> torch.Tensor:

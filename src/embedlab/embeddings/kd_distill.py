@@ -71,6 +71,7 @@ def distill_to_teacher(
             loss.backward()
             optimizer.step()
             total, steps = total + float(loss.detach()), steps + 1
+        layer.clear_caches()  # the codes moved (also for an optimizer that bumps no version)
         error = reconstruction_error(layer)
         if log is not None:
             log(epoch, total / max(1, steps), error)
