@@ -132,7 +132,9 @@ def train_cell(
     """One cell: ``embedlab <task> train --config <config> --out <runs>/<key> <options>
     --set ...`` (:func:`run_logged`, log ``<runs>/<key>.log``); the row is ``fields``, the
     process record, ``trained_by`` (the commits recorded by the ``start`` and ``resume`` events
-    of the run's trace: more than one when a killed run was resumed under other code) and
+    of the run's trace: more than one when a killed run was resumed under other code; ``commit``
+    is the first of them, the one the run started on, and ``commit_recorded_by_grid`` this
+    process's checkout when it differs) and
     ``extract(metrics.json)`` when the run finished; ``quality(row)`` goes into the progress line
     (e.g. ``"test MRR 0.43"``)."""
     out = runs / key
@@ -141,6 +143,10 @@ def train_cell(
                *options, *(x for s in sets for x in ("--set", s))]  # fmt: skip
     row = dict(fields) | run_logged(command, runs / f"{key}.log")
     row["trained_by"] = trace_commits(out / "trace.jsonl")
+    if row["trained_by"] and row["trained_by"][0] != row["commit"]:
+        # resumed from a run that an earlier process started: the row's commit is the one the
+        # run started on; this process's checkout is kept beside it
+        row["commit_recorded_by_grid"], row["commit"] = row["commit"], row["trained_by"][0]
     metrics = out / "metrics.json"
     if row["returncode"] == 0 and metrics.is_file():
         row |= extract(json.loads(metrics.read_text()))

@@ -99,6 +99,40 @@ def test_commit_is_taken_when_the_cell_starts(
     assert row["commit"] == "aaaa"
 
 
+def test_resumed_cell_keeps_the_commit_it_started_on(
+    queue: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cell whose run was started by an earlier process (trace: start on c0, resume on c1)
+    records ``commit`` c0, the grid's own checkout as ``commit_recorded_by_grid``, and both in
+    ``trained_by``; a fresh cell's commit is the grid's."""
+    fake = tmp_path / "embedlab"
+    fake.write_text(
+        "#!" + sys.executable + "\n"
+        "import json, pathlib, sys\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True)\n"
+        "events = [json.loads(e) for e in sys.argv[sys.argv.index('--set') + 1][7:].split('|')]\n"
+        "(out / 'trace.jsonl').write_text(''.join(json.dumps(e) + '\\n' for e in events))\n"
+        "(out / 'metrics.json').write_text('{}')\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(queue, "git_commit", lambda: "c1")
+
+    def cell(key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        trace = "|".join(json.dumps(e) for e in events)
+        return dict(queue.train_cell(
+            embedlab=fake, runs=tmp_path / "runs", key=key, task="lm", config=Path("c.yaml"),
+            sets=[f"events={trace}"], fields={}, extract=lambda m: {}, quality=lambda r: "",
+        ))  # fmt: skip
+
+    started = {"event": "start", "code": {"commit": "c0", "dirty": False}}
+    resumed = {"event": "resume", "code": {"commit": "c1", "dirty": False}}
+    row = cell("resumed", [started, resumed])
+    assert (row["commit"], row["commit_recorded_by_grid"]) == ("c0", "c1")
+    assert row["trained_by"] == ["c0", "c1"]
+    fresh = cell("fresh", [{"event": "start", "code": {"commit": "c1", "dirty": False}}])
+    assert fresh["commit"] == "c1" and "commit_recorded_by_grid" not in fresh
+
+
 def test_trace_commits_lists_each_process_code(queue: Any, tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     assert queue.trace_commits(trace) == []
