@@ -32,7 +32,8 @@ Usage::
 Runs are resumable: finished run directories are read, not re-trained; an unfinished one resumes
 from its last checkpoint (a stage run with other options than before is refused with the
 config difference instead of being silently restarted). Last stdout line: the JSON (``rows``: one
-per setting, with ``stages``).
+per setting, with ``stages``); ``--out`` is rewritten as each setting finishes (``complete``:
+false until the last one), so a killed curve keeps its finished settings.
 """
 
 from __future__ import annotations
@@ -202,10 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the curve; returns (and prints, last line) the JSON result."""
     args = parse_args(argv)
     teacher = _metrics(args.teacher)
-    rows = []
-    for setting in args.settings:
-        rows.append(run_setting(setting, args))
-        print(json.dumps(rows[-1]), flush=True)
+    rows: list[dict[str, Any]] = []
     result = {
         "teacher": str(args.teacher),
         "teacher_test_mrr": teacher["test"]["mrr"],
@@ -215,10 +213,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "joint_epochs": args.joint_epochs,
         "frozen_epochs": args.frozen_epochs,
         "lr": args.lr,
+        "settings": list(args.settings),
+        "complete": False,
         "rows": rows,
     }
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for setting in args.settings:
+        rows.append(run_setting(setting, args))
+        print(json.dumps(rows[-1]), flush=True)
+        result["complete"] = len(rows) == len(args.settings)
+        if args.out:  # each finished setting lands at once (the stages' runs resume the rest)
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            tmp.replace(args.out)
     if args.png:
         _plot(result, args)
     print(json.dumps(result))

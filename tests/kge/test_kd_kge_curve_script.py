@@ -88,3 +88,32 @@ def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert after[: len(events)] == events and "resume" in after[len(events) :]
     assert again["rows"][0]["stages"][1]["test_mrr"] == pytest.approx(row["stages"][1]["test_mrr"])
     capsys.readouterr()
+
+
+def test_each_finished_setting_lands_in_the_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A curve killed during its second setting leaves the first one in ``--out``
+    (``complete: false``); the finished curve says ``complete: true``."""
+    script = _script()
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "metrics.json").write_text(json.dumps({"test": {"mrr": 0.5}, "valid": {"mrr": 0.4}}))
+    out = tmp_path / "curve.json"
+    argv = ["--teacher", str(teacher), "--settings", "4:3:8", "8:2:8", "--out", str(out)]
+
+    def killed_at_second(setting: str, args: object) -> dict[str, str]:
+        if setting == "8:2:8":
+            raise KeyboardInterrupt
+        return {"setting": setting}
+
+    monkeypatch.setattr(script, "run_setting", killed_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(argv)
+    partial = json.loads(out.read_text())
+    assert partial["rows"] == [{"setting": "4:3:8"}] and partial["complete"] is False
+    assert partial["settings"] == ["4:3:8", "8:2:8"] and partial["teacher_test_mrr"] == 0.5
+    monkeypatch.setattr(script, "run_setting", lambda setting, args: {"setting": setting})
+    result = script.main(argv)
+    assert json.loads(out.read_text()) == result and result["complete"] is True
+    assert [r["setting"] for r in result["rows"]] == ["4:3:8", "8:2:8"]
