@@ -5,7 +5,9 @@
         train.max_minutes=2 train.max_epochs=1 train.num_threads=1 eval.valid_bleu_sentences=0
 
 Prints JSON: parameters, batches per epoch, steps done, target tokens/s, seconds per step, the
-valid NLL after those steps. The run directory is overwritten.
+valid NLL after those steps. The run directory is overwritten. ``--torch-dropout`` (first
+argument) puts torch's ``nn.Dropout`` back in place of the model's ``Dropout16`` modules, the
+peer of ``benchmarks/nmt_speed_ab.py --torch-dropout``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import torch
 
 from embedlab.config.io import build_typed_config
+from embedlab.embeddings.fast_dropout import Dropout16
 from embedlab.nmt import run as nmt_run
 from embedlab.nmt.config import NmtConfig
 from embedlab.nmt.data import load_splits
@@ -28,7 +31,20 @@ from embedlab.training.loop import Loop
 from embedlab.training.run_dir import RunPaths, prepare_run_dir
 
 
+def torch_dropout(model: torch.nn.Module) -> int:
+    """Replace every ``Dropout16`` of ``model`` by a plain ``nn.Dropout`` (same ``p``)."""
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Dropout16):
+                setattr(parent, name, torch.nn.Dropout(child.p, child.inplace))
+                count += 1
+    return count
+
+
 def main(argv: list[str]) -> None:
+    plain_dropout = bool(argv) and argv[0] == "--torch-dropout"
+    argv = argv[1:] if plain_dropout else argv
     cfg = build_typed_config(NmtConfig, path=Path(argv[0]), overrides=argv[2:])
     out = Path(argv[1])
     if cfg.train.num_threads:
@@ -40,6 +56,7 @@ def main(argv: list[str]) -> None:
     data_seconds = time.perf_counter() - start
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, vocab)
+    replaced = torch_dropout(model) if plain_dropout else 0
     task = NmtTask(model=model, splits=splits, vocab=vocab, config=cfg)
     schedule = InverseSqrtSchedule(
         lr=cfg.train.lr, warmup_steps=cfg.train.warmup_steps, batches_per_epoch=task.num_batches()
@@ -54,6 +71,8 @@ def main(argv: list[str]) -> None:
     valid = [e for e in events if e["event"] == "valid"]
     report = {
         "threads": torch.get_num_threads(),
+        "dropout": "torch nn.Dropout" if plain_dropout else "Dropout16",
+        "dropouts_replaced": replaced,
         "params": sum(p.numel() for p in model.parameters()),
         "vocab": len(vocab),
         "batches_per_epoch": task.num_batches(),

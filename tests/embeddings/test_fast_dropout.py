@@ -14,7 +14,15 @@ import pytest
 import torch
 
 from embedlab.embeddings.config import EmbeddingConfig
-from embedlab.embeddings.fast_dropout import LEVELS, drop_threshold, dropout16, uniform_bits
+from embedlab.embeddings.fast_dropout import (
+    LEVELS,
+    Dropout16,
+    drop_threshold,
+    dropout16,
+    masked_dropout16,
+    uniform_bits,
+    use_dropout16,
+)
 from embedlab.embeddings.lookup import EmbeddingTable
 from embedlab.training.device import autocast
 
@@ -107,3 +115,53 @@ def test_embedding_layer_uses_it_only_under_bf16_autocast() -> None:
     table.eval()
     with autocast(torch.device("cpu"), "bf16"):
         assert torch.equal(table.all(), table.weight)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_masked_dropout16_keep_rate_scale_and_gradient_in_half_precision(
+    dtype: torch.dtype,
+) -> None:
+    """The eager half-precision variant: keep rate 1 - p' within 5 sigma, kept elements equal
+    ``x * scale`` rounded once to the dtype, and the gradient is the same mask times scale."""
+    torch.manual_seed(3)
+    p = 0.1
+    x = (torch.rand(1024, 1024) + 0.5).to(dtype).requires_grad_()
+    out = masked_dropout16(x, p)
+    assert out.dtype == dtype
+    keep = out.detach() != 0
+    p_q, (_, scale) = round(p * LEVELS) / LEVELS, drop_threshold(p)
+    assert _sigmas(keep.double().mean().item(), 1 - p_q, x.numel()) < 5
+    assert torch.equal(out[keep], (x.detach() * scale)[keep])
+    g = torch.randn_like(out)
+    (gx,) = torch.autograd.grad(out, x, g)
+    assert torch.equal(gx, (g * scale).masked_fill(~keep, 0))
+
+
+def test_dropout16_module_paths_and_nmt_model_uses_it() -> None:
+    """``Dropout16``: identity in eval mode and at p = 0; float32 is ``F.dropout`` itself (same
+    seed, same output); bf16 takes the 16-bit path (same seed, same mask as
+    ``masked_dropout16``). The NMT Transformer has no plain ``nn.Dropout`` left."""
+    from embedlab.nmt.config import NmtConfig
+    from embedlab.nmt.model import TransformerNmt
+
+    layer = Dropout16(0.3)
+    x = torch.rand(64, 50) + 0.5
+    assert layer.eval()(x) is x and Dropout16(0.0).train()(x) is x
+    layer.train()
+    torch.manual_seed(4)
+    ours = layer(x)
+    torch.manual_seed(4)
+    assert torch.equal(ours, torch.nn.functional.dropout(x, 0.3, True))
+    half = x.to(torch.bfloat16)
+    torch.manual_seed(4)
+    ours = layer(half)
+    torch.manual_seed(4)
+    assert torch.equal(ours, masked_dropout16(half, 0.3))
+
+    config = NmtConfig.model_validate(
+        {"model": {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn": 32}}
+    )
+    model = TransformerNmt(config=config, vocab_size=40)
+    kinds = [type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(kinds) == 1 + 3 + 4 and set(kinds) == {Dropout16}  # embedding, encoder, decoder
+    assert use_dropout16(model) == 0  # nothing left to replace

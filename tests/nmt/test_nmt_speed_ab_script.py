@@ -23,13 +23,20 @@ def test_speed_ab_reports_medians_and_ratios(tmp_path: Path) -> None:
     out = tmp_path / "ab.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "nmt_speed_ab.py"), "--batches", "2",
-         "--repeats", "2", "--json", str(out), *sets],
+         "--repeats", "2", "--torch-dropout", "--json", str(out), *sets],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert json.loads(done.stdout.strip().splitlines()[-1]) == result
-    assert set(result["runs"]) == {"fp32+glibc", "bf16+glibc"}  # no --tcmalloc: glibc only
+    # no --tcmalloc: glibc only; --torch-dropout: one more bf16 variant
+    assert set(result["runs"]) == {"fp32+glibc", "bf16+glibc", "bf16+glibc+torch_dropout"}
+    assert {r["dropout"] for r in result["runs"]["bf16+glibc+torch_dropout"]} == {
+        "torch nn.Dropout"
+    }
+    assert {r["dropout"] for r in result["runs"]["bf16+glibc"]} == {"Dropout16"}
+    assert all(r["dropouts_replaced"] > 0 for r in result["runs"]["bf16+glibc+torch_dropout"])
+    assert all(r["dropouts_replaced"] == 0 for r in result["runs"]["bf16+glibc"])
     for key, runs in result["runs"].items():
         assert len(runs) == 2
         times = [r["s_per_step"] for r in runs]

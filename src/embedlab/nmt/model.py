@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from embedlab.embeddings import EmbeddingLayer, build_embedding
+from embedlab.embeddings.fast_dropout import use_dropout16
 from embedlab.embeddings.graph import RowGraph
 from embedlab.nmt.config import NmtConfig
 from embedlab.nmt.vocab import BOS, EOS, PAD, UNK
@@ -89,6 +90,9 @@ class TransformerNmt(nn.Module):
             norm=nn.LayerNorm(mc.d_model) if mc.norm_first else None,
         )  # fmt: skip
         self.drop = nn.Dropout(mc.dropout)
+        # bf16 training: the layers' dropouts draw 16-bit uniforms (torch's bernoulli_ was ~20%
+        # of a bf16 step); fp32 keeps F.dropout (embedlab.embeddings.fast_dropout.Dropout16)
+        use_dropout16(self)
         for name, weight in self.named_parameters():
             if weight.dim() > 1 and (name.startswith("encoder") or name.startswith("decoder")):
                 nn.init.xavier_uniform_(weight)
