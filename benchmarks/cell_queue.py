@@ -143,10 +143,11 @@ def train_cell(
                *options, *(x for s in sets for x in ("--set", s))]  # fmt: skip
     row = dict(fields) | run_logged(command, runs / f"{key}.log")
     row["trained_by"] = trace_commits(out / "trace.jsonl")
-    if row["trained_by"] and row["trained_by"][0] != row["commit"]:
-        # resumed from a run that an earlier process started: the row's commit is the one the
-        # run started on; this process's checkout is kept beside it
-        row["commit_recorded_by_grid"], row["commit"] = row["commit"], row["trained_by"][0]
+    started = row["trained_by"][0] if row["trained_by"] else None
+    if started and started.removesuffix("+dirty") != row["commit"].removesuffix("+dirty"):
+        # resumed from a run that an earlier process started on other code: the row's commit is
+        # the one the run started on; this process's checkout is kept beside it
+        row["commit_recorded_by_grid"], row["commit"] = row["commit"], started
     metrics = out / "metrics.json"
     if row["returncode"] == 0 and metrics.is_file():
         row |= extract(json.loads(metrics.read_text()))
@@ -156,10 +157,12 @@ def train_cell(
 
 
 def trace_commits(trace: Path) -> list[str]:
-    """The distinct ``code.commit`` values of the ``start`` and ``resume`` events of a run's
-    trace (one per process that trained it), in order (``+dirty`` appended where the tree had
-    uncommitted changes); empty without a trace. Traces written before resume events carried
-    ``code`` (2026-12-02) name only the first process's commit."""
+    """The distinct ``code.commit`` values of the last ``start`` event of a run's trace and of
+    the ``resume`` events after it (one per process that trained the result), in order
+    (``+dirty`` appended where the tree had uncommitted changes); empty without a trace. A run
+    restarted from scratch (killed before its first checkpoint) appends a new ``start``: the
+    processes before it trained nothing that is kept. Traces written before resume events
+    carried ``code`` (2026-12-02) name only the starting process's commit."""
     commits: list[str] = []
     if not trace.is_file():
         return commits
@@ -169,6 +172,8 @@ def trace_commits(trace: Path) -> list[str]:
         except json.JSONDecodeError:
             continue
         code = event.get("code") or {}
+        if event.get("event") == "start":
+            commits = []
         if event.get("event") in ("start", "resume") and code.get("commit"):
             name = code["commit"] + ("+dirty" if code.get("dirty") else "")
             if name not in commits:

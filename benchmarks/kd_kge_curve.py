@@ -33,7 +33,8 @@ Runs are resumable: finished run directories are read, not re-trained; an unfini
 from its last checkpoint (a stage run with other options than before is refused with the
 config difference instead of being silently restarted). Last stdout line: the JSON (``rows``: one
 per setting, with ``stages``); ``--out`` is rewritten as each setting finishes (``complete``:
-false until the last one), so a killed curve keeps its finished settings.
+false until the last one), so a killed curve keeps its finished settings; a complete ``--out``
+is replaced only by the next complete result.
 """
 
 from __future__ import annotations
@@ -217,11 +218,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "complete": False,
         "rows": rows,
     }
+    # a rerun onto a finished curve rewrites it only once complete again (a failing rerun
+    # must not replace it with a partial one)
+    keep = args.out is not None and args.out.is_file() and _is_complete(args.out)
     for setting in args.settings:
         rows.append(run_setting(setting, args))
         print(json.dumps(rows[-1]), flush=True)
         result["complete"] = len(rows) == len(args.settings)
-        if args.out:  # each finished setting lands at once (the stages' runs resume the rest)
+        if args.out and (result["complete"] or not keep):  # each finished setting lands at once
             tmp = args.out.with_suffix(".tmp")
             tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
             tmp.replace(args.out)
@@ -229,6 +233,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _plot(result, args)
     print(json.dumps(result))
     return result
+
+
+def _is_complete(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("complete"))
+    except (json.JSONDecodeError, AttributeError):
+        return False
 
 
 def _plot(result: dict[str, Any], args: argparse.Namespace) -> None:

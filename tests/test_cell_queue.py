@@ -131,6 +131,13 @@ def test_resumed_cell_keeps_the_commit_it_started_on(
     assert row["trained_by"] == ["c0", "c1"]
     fresh = cell("fresh", [{"event": "start", "code": {"commit": "c1", "dirty": False}}])
     assert fresh["commit"] == "c1" and "commit_recorded_by_grid" not in fresh
+    # the trace's dirty flag and the grid's differ (docs/ edited): same hash, no swap
+    dirty = cell("dirty", [{"event": "start", "code": {"commit": "c1", "dirty": True}}])
+    assert dirty["commit"] == "c1" and "commit_recorded_by_grid" not in dirty
+    # killed before its first checkpoint, restarted from scratch on c1: nothing of c0 is kept
+    restarted = cell("restarted", [started, {"event": "start", "code": {"commit": "c1"}}])
+    assert restarted["commit"] == "c1" and restarted["trained_by"] == ["c1"]
+    assert "commit_recorded_by_grid" not in restarted
 
 
 def test_trace_commits_lists_each_process_code(queue: Any, tmp_path: Path) -> None:
@@ -142,10 +149,14 @@ def test_trace_commits_lists_each_process_code(queue: Any, tmp_path: Path) -> No
         {"event": "resume", "epoch": 1, "code": {"commit": "c1", "dirty": False}},  # same code
         {"event": "resume", "epoch": 1, "code": {"commit": "c2", "dirty": True}},  # other code
         {"event": "resume", "epoch": 1},  # a trace written before resume events carried code
-        {"event": "start", "code": {"commit": None}},  # outside a checkout
+        {"event": "resume", "code": {"commit": None}},  # outside a checkout
     ]
     trace.write_text("\n".join(json.dumps(e) for e in events) + '\n{"event": "sta')
     assert queue.trace_commits(trace) == ["c1", "c2+dirty"]
+    # a restart from scratch (a second start): only the processes from there on count
+    events.append({"event": "start", "code": {"commit": "c3", "dirty": False}})
+    trace.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    assert queue.trace_commits(trace) == ["c3"]
 
 
 def test_list_only_prints_states_and_runs_nothing(

@@ -165,3 +165,18 @@ def test_dropout16_module_paths_and_nmt_model_uses_it() -> None:
     kinds = [type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert len(kinds) == 1 + 3 + 4 and set(kinds) == {Dropout16}  # embedding, encoder, decoder
     assert use_dropout16(model) == 0  # nothing left to replace
+    # fp32 inplace: F.dropout's in-place path, the input itself is returned
+    inplace = Dropout16(0.3, inplace=True).train()
+    y = x.clone()
+    assert inplace(y) is y and bool((y == 0).any())
+    # under bf16 autocast the layers' dropouts see bf16 activations (so the 16-bit path runs)
+    seen: list[torch.dtype] = []
+    for module in model.modules():
+        if isinstance(module, Dropout16):
+            module.register_forward_hook(lambda m, args, out: seen.append(args[0].dtype))
+    model.train()
+    source = torch.randint(4, 40, (2, 5))
+    target = torch.randint(4, 40, (2, 6))
+    with autocast(torch.device("cpu"), "bf16"):
+        model(source, target)
+    assert seen.count(torch.bfloat16) >= 7  # all but the embedding dropout (fp32 sum)

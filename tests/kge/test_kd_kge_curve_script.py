@@ -117,3 +117,8 @@ def test_each_finished_setting_lands_in_the_json(
     result = script.main(argv)
     assert json.loads(out.read_text()) == result and result["complete"] is True
     assert [r["setting"] for r in result["rows"]] == ["4:3:8", "8:2:8"]
+    # a rerun that fails part-way leaves the complete curve as it was
+    monkeypatch.setattr(script, "run_setting", killed_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(argv)
+    assert json.loads(out.read_text()) == result

@@ -101,7 +101,8 @@ class Dropout16(nn.Dropout):
     """``nn.Dropout`` whose training pass on bf16/fp16 activations (under bf16 autocast) is
     :func:`masked_dropout16`; float32 inputs go to ``F.dropout`` unchanged, and evaluation mode
     is the identity. Masks come from torch's default generator (seeded and checkpointed as
-    usual) but differ from ``F.dropout``'s for the same seed."""
+    usual) but differ from ``F.dropout``'s for the same seed. On half-precision inputs
+    ``inplace`` is ignored (a new tensor is returned) and ``p`` must be below 1 (ValueError)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:

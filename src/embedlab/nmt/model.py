@@ -90,8 +90,9 @@ class TransformerNmt(nn.Module):
             norm=nn.LayerNorm(mc.d_model) if mc.norm_first else None,
         )  # fmt: skip
         self.drop = nn.Dropout(mc.dropout)
-        # bf16 training: the layers' dropouts draw 16-bit uniforms (torch's bernoulli_ was ~20%
-        # of a bf16 step); fp32 keeps F.dropout (embedlab.embeddings.fast_dropout.Dropout16)
+        # bf16 training: every dropout module (layers and self.drop) draws 16-bit uniforms on
+        # bf16 inputs (torch's bernoulli_ was ~20% of a bf16 step); fp32 inputs keep F.dropout
+        # (embedlab.embeddings.fast_dropout.Dropout16)
         use_dropout16(self)
         for name, weight in self.named_parameters():
             if weight.dim() > 1 and (name.startswith("encoder") or name.startswith("decoder")):
