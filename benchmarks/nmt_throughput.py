@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from embedlab.config.io import build_typed_config
-from embedlab.embeddings.fast_dropout import Dropout16
+from embedlab.embeddings.fast_dropout import Dropout16, swap_dropouts
 from embedlab.nmt import run as nmt_run
 from embedlab.nmt.config import NmtConfig
 from embedlab.nmt.data import load_splits
@@ -29,17 +29,6 @@ from embedlab.nmt.objective import InverseSqrtSchedule
 from embedlab.nmt.task import NmtTask
 from embedlab.training.loop import Loop
 from embedlab.training.run_dir import RunPaths, prepare_run_dir
-
-
-def torch_dropout(model: torch.nn.Module) -> int:
-    """Replace every ``Dropout16`` of ``model`` by a plain ``nn.Dropout`` (same ``p``)."""
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, Dropout16):
-                setattr(parent, name, torch.nn.Dropout(child.p, child.inplace))
-                count += 1
-    return count
 
 
 def main(argv: list[str]) -> None:
@@ -56,7 +45,9 @@ def main(argv: list[str]) -> None:
     data_seconds = time.perf_counter() - start
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, vocab)
-    replaced = torch_dropout(model) if plain_dropout else 0
+    replaced = (
+        swap_dropouts(model, source=Dropout16, target=torch.nn.Dropout) if plain_dropout else 0
+    )
     task = NmtTask(model=model, splits=splits, vocab=vocab, config=cfg)
     schedule = InverseSqrtSchedule(
         lr=cfg.train.lr, warmup_steps=cfg.train.warmup_steps, batches_per_epoch=task.num_batches()

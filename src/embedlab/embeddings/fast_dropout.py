@@ -112,14 +112,20 @@ class Dropout16(nn.Dropout):
         return F.dropout(x, self.p, True, self.inplace)
 
 
-def use_dropout16(module: nn.Module) -> int:
-    """Replace every ``nn.Dropout`` submodule of ``module`` by a :class:`Dropout16` of the same
-    ``p`` (in place); returns how many were replaced. Functional dropouts (e.g. the attention
-    weights' inside ``nn.MultiheadAttention``) are not modules and stay as they are."""
+def swap_dropouts(module: nn.Module, *, source: type[nn.Dropout], target: type[nn.Dropout]) -> int:
+    """Replace every submodule of ``module`` whose type is exactly ``source`` by a ``target`` of
+    the same ``p`` and ``inplace`` (in place); returns how many were replaced."""
     count = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                setattr(parent, name, Dropout16(child.p, child.inplace))
+            if type(child) is source:
+                setattr(parent, name, target(child.p, child.inplace))
                 count += 1
     return count
+
+
+def use_dropout16(module: nn.Module) -> int:
+    """Replace every ``nn.Dropout`` submodule of ``module`` by a :class:`Dropout16` (in place);
+    returns how many were replaced. Functional dropouts (e.g. the attention weights' inside
+    ``nn.MultiheadAttention``) are not modules and stay as they are."""
+    return swap_dropouts(module, source=nn.Dropout, target=Dropout16)

@@ -167,16 +167,13 @@ class KdEmbedding(EmbeddingLayer):
         """
         if relax is None:
             relax = self.training and not self.kd.freeze_codes
-        D = self.kd.D
         if relax:
             logits = self.code_logits(rows)  # (B, D, K)
-            if isinstance(
-                self.compose, POOLED_COMPOSITIONS
-            ):  # the sum over j without (B, D, d') vectors: same values
+            if isinstance(self.compose, POOLED_COMPOSITIONS):  # no (B, D, d') vectors
                 summed = relaxed_code_sum(
                     self._soft(logits), self.codebook, straight_through=self.kd.straight_through
                 )
-                composed = self.compose.from_sum(summed, D)
+                composed = self.compose.from_sum(summed, self.kd.D)
             else:
                 weights = self._relax(logits)
                 vectors = torch.einsum("bdk,dke->bde", weights, self._codebook())

@@ -127,9 +127,9 @@ def compose_hard(compose: nn.Module, codebook: torch.Tensor, codes: torch.Tensor
     return compose(gather_code_vectors(codebook, codes))
 
 
-def _pool(codes: torch.Tensor, reduce: str) -> torch.Tensor:
-    """``(B, D, d') -> (B, d')``: sum or mean over the D positions."""
-    return codes.sum(1) if reduce == "sum" else codes.mean(1)
+def _reduce(summed: torch.Tensor, reduce: str, D: int) -> torch.Tensor:
+    """The pooled code vector from the sum over the D positions: itself or the mean."""
+    return summed if reduce == "sum" else summed / D
 
 
 class LinearComposition(nn.Module):
@@ -145,10 +145,10 @@ class LinearComposition(nn.Module):
         self.proj = nn.Linear(config.code_dim, dim)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.proj(_pool(codes, self.reduce))
+        return self.from_sum(codes.sum(1), codes.shape[1])
 
     def from_sum(self, summed: torch.Tensor, D: int) -> torch.Tensor:
-        return self.proj(summed if self.reduce == "sum" else summed / D)
+        return self.proj(_reduce(summed, self.reduce, D))
 
 
 class MlpComposition(nn.Module):
@@ -163,10 +163,10 @@ class MlpComposition(nn.Module):
         self.out = nn.Linear(hidden, dim)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.tanh(self.proj(_pool(codes, self.reduce))))
+        return self.from_sum(codes.sum(1), codes.shape[1])
 
     def from_sum(self, summed: torch.Tensor, D: int) -> torch.Tensor:
-        return self.out(torch.tanh(self.proj(summed if self.reduce == "sum" else summed / D)))
+        return self.out(torch.tanh(self.proj(_reduce(summed, self.reduce, D))))
 
 
 class LstmComposition(nn.Module):
