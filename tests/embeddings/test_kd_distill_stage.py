@@ -1,5 +1,5 @@
 """embedlab.embeddings.kd_distill.distill_stage: a fresh run distills and logs one ``distill``
-event per epoch; a resumed run (``recorded``) trains nothing and reports the errors its trace
+event per epoch; a resumed run (``resuming``) trains nothing and reports the errors its trace
 holds."""
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from embedlab.embeddings.kd_distill import distill_stage
 
 
 class Events:
-    def __init__(self) -> None:
+    def __init__(self, recorded: list[dict[str, Any]] | None = None) -> None:
+        self.recorded = recorded or []  # what the trace file held before this process
         self.records: list[dict[str, Any]] = []
 
     def write(self, event: str, **fields: Any) -> None:
         self.records.append({"event": event, **fields})
+
+    def read(self) -> list[dict[str, Any]]:
+        return self.recorded + self.records
 
 
 def model() -> nn.Module:
@@ -39,8 +43,6 @@ def test_fresh_stage_logs_each_epoch_and_returns_the_last_error() -> None:
 
 
 def test_recorded_stage_trains_nothing_and_reads_the_last_event_per_table() -> None:
-    net, events = model(), Events()
-    before = {k: v.clone() for k, v in net.state_dict().items()}
     recorded = [
         {"event": "start"},
         {"event": "distill", "table": "token_embedding", "epoch": 1, "relative_error": 0.9},
@@ -48,11 +50,14 @@ def test_recorded_stage_trains_nothing_and_reads_the_last_event_per_table() -> N
         {"event": "distill", "table": "other", "epoch": 1, "relative_error": 0.7},
         {"event": "epoch", "epoch": 1, "loss": 3.0},
     ]
-    assert distill_stage(net, seed=0, trace=events, recorded=recorded) == {
+    net, events = model(), Events(recorded)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert distill_stage(net, seed=0, trace=events, resuming=True) == {
         "token_embedding": 0.4,
         "other": 0.7,
     }
     assert events.records == []
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert distill_stage(net, seed=0, trace=events, recorded=[]) == {}  # killed before distilling
+    killed_before_distilling = Events([{"event": "start"}])
+    assert distill_stage(net, seed=0, trace=killed_before_distilling, resuming=True) == {}

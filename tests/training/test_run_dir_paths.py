@@ -19,7 +19,7 @@ from embedlab.training.run_dir import (
     will_resume,
     with_absolute_paths,
 )
-from embedlab.training.trace import read_trace
+from embedlab.training.trace import Trace, read_trace
 
 
 def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,3 +80,15 @@ def test_read_trace_missing_ok(tmp_path: Path) -> None:
         read_trace(tmp_path / "trace.jsonl")
     (tmp_path / "trace.jsonl").write_text('{"event": "start"}\n{"event": "ep')  # torn last line
     assert read_trace(tmp_path / "trace.jsonl", missing_ok=True) == [{"event": "start"}]
+
+
+def test_trace_read_returns_what_it_wrote(tmp_path: Path) -> None:
+    trace = Trace(tmp_path / "trace.jsonl")
+    assert trace.read() == []  # no file yet
+    trace.write("start", epoch=0)
+    trace.write("distill", table="entities", relative_error=0.5)
+    events = trace.read()
+    assert [(e["event"], e.get("relative_error")) for e in events] == [
+        ("start", None),
+        ("distill", 0.5),
+    ]

@@ -8,7 +8,7 @@ same term as a penalty (``distill_weight``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
@@ -20,10 +20,12 @@ from embedlab.errors import UserError
 
 
 class EventLog(Protocol):
-    """Where the stage reports its epochs: a run's trace
+    """Where the stage reports its epochs and a resumed run finds them: a run's trace
     (:class:`embedlab.training.trace.Trace`, which the embedding layers do not import)."""
 
     def write(self, event: str, **fields: Any) -> None: ...
+
+    def read(self) -> list[dict[str, Any]]: ...
 
 
 @torch.no_grad()
@@ -132,18 +134,18 @@ def distill_stage(
     *,
     seed: int,
     trace: EventLog,
-    recorded: Iterable[dict[str, Any]] | None = None,
+    resuming: bool = False,
 ) -> dict[str, float]:
     """The PDG stage of every KD table of ``model`` with ``kd.distill_epochs > 0``:
     :func:`distill_to_teacher` with a generator seeded by ``seed``, one ``distill`` trace event
     per epoch; returns each table's final relative reconstruction error.
 
-    ``recorded``: a resumed run's trace events (its tables come from the checkpoint, distilled by
-    the process that started the run): nothing is trained and each table's error is that of its
-    last ``distill`` event there (tables without one are left out)."""
+    ``resuming``: the run resumes from a checkpoint (its tables come from there, distilled by the
+    process that started the run): nothing is trained and each table's error is that of its last
+    ``distill`` event in ``trace.read()`` (tables without one are left out)."""
     errors: dict[str, float] = {}
-    if recorded is not None:
-        for event in recorded:
+    if resuming:
+        for event in trace.read():
             if event.get("event") == "distill" and "relative_error" in event:
                 errors[str(event["table"])] = float(event["relative_error"])
         return errors

@@ -29,7 +29,6 @@ from embedlab.training.run_dir import (
     will_resume,
     with_absolute_paths,
 )
-from embedlab.training.trace import read_trace
 from embedlab.training.trackers import build_trackers
 
 
@@ -138,8 +137,7 @@ def train_gcn(
         )
         summary = dataset_summary(graph)
         # a resumed run's tables come from its checkpoint; its distillation errors from its trace
-        recorded = None if fresh else read_trace(loop.trace.path, missing_ok=True)
-        distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
+        distilled = distill_stage(model, seed=config.seed, trace=loop.trace, resuming=not fresh)
         loop.run(seed=config.seed, start_fields={"nodes": graph.num_nodes})
         extra = {"compression": compression_report(model, distilled), "dataset": summary}
         return loop.finish(

@@ -37,7 +37,6 @@ from embedlab.training.run_dir import (
     read_run_config,
     with_absolute_paths,
 )
-from embedlab.training.trace import read_trace
 from embedlab.training.trackers import build_trackers
 
 
@@ -243,8 +242,7 @@ def _train(
         world=world,
     )
     # a resumed run's tables come from its checkpoint; its distillation errors from its trace
-    recorded = read_trace(loop.trace.path, missing_ok=True) if resuming else None
-    distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
+    distilled = distill_stage(model, seed=config.seed, trace=loop.trace, resuming=resuming)
     loop.run(seed=config.seed)
     compression = compression_report(model, distilled)
     return loop.finish(

@@ -26,7 +26,6 @@ from embedlab.training.run_dir import (
     will_resume,
     with_absolute_paths,
 )
-from embedlab.training.trace import read_trace
 from embedlab.training.trackers import build_trackers
 
 
@@ -108,8 +107,7 @@ def _train(
         world=world,
     )
     # a resumed run's tables come from its checkpoint; its distillation errors from its trace
-    recorded = None if fresh else read_trace(loop.trace.path, missing_ok=True)
-    distilled = distill_stage(model, seed=config.seed, trace=loop.trace, recorded=recorded)
+    distilled = distill_stage(model, seed=config.seed, trace=loop.trace, resuming=not fresh)
     loop.run(seed=config.seed, start_fields={"vocab": corpus.vocab_size})
     extra = {
         "compression": compression_report(model, distilled),

@@ -37,6 +37,11 @@ class Trace:
         for listener in self.listeners:
             listener(record)
 
+    def read(self) -> list[dict[str, Any]]:
+        """Every event of this trace file so far (:func:`read_trace`; none when it does not
+        exist yet)."""
+        return read_trace(self.path, missing_ok=True)
+
 
 def read_trace(path: Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
     """All events of a trace file (a torn last line, from a killed run, is skipped);
