@@ -58,11 +58,13 @@ def figure1(rows: list[dict[str, Any]], png: Path) -> Path | None:
     if full is None or not series:
         return None
     first = "linear" if "linear" in series else next(iter(series))
+    dims = sorted({p[0] for curve in series.values() for p in curve})
     return plot_compression_curve(
         series.pop(first), baseline=full["test_perplexity"], out=png,
         ylabel="test perplexity (PTB)", xlabel="code-embedding dimension d'",
         title="KD codes on PTB: perplexity against d' (supplement fig. 1)",
         series=f"{first} composition", extra={f"{k} composition": v for k, v in series.items()},
+        xticks=dims,
     )  # fmt: skip
 
 

@@ -41,13 +41,15 @@ def plot_compression_curve(
     series: str = "KD codes",
     extra: dict[str, list[tuple[float, float, str]]] | None = None,
     xlabel: str = "embedding compression ratio (fp32 bits / KD bits)",
+    xticks: list[float] | None = None,
 ) -> Path:
     """Quality against compression ratio (log x axis) with the uncompressed ``baseline`` as a
     dashed line; ``points`` are ``(ratio, value, label)`` (docs/kd.md's KGE and LM figures).
 
     ``extra``: further curves by legend name (e.g. the reconstruction-only curve beside the
     end-to-end one), drawn without point labels. ``xlabel``: another x quantity on the same log
-    axis (supplement figure 1: the code-embedding dimension d')."""
+    axis (supplement figure 1: the code-embedding dimension d'). ``xticks``: label exactly these
+    x values, as plain numbers (instead of the log axis' powers of ten)."""
     fig, ax = new_figure((6.4, 4.0))
     ordered = sorted(points)
     ax.plot([p[0] for p in ordered], [p[1] for p in ordered], marker="o", label=series)
@@ -58,6 +60,9 @@ def plot_compression_curve(
         ax.plot([p[0] for p in more], [p[1] for p in more], marker="s", linestyle=":", label=name)
     ax.axhline(baseline, linestyle="--", color="grey", label="full table (1x)")
     ax.set_xscale("log")
+    if xticks:
+        ax.set_xticks(xticks, [f"{x:g}" for x in xticks])
+        ax.set_xticks([], minor=True)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
