@@ -20,7 +20,9 @@ Each setting ``K:D:code_dim[:composition]`` is one chain of ``embedlab kge train
 
 With ``--joint-epochs 0 --frozen-epochs 0`` (the defaults) the script runs exactly what it ran
 before the stages existed. ``--preset wn18rr`` / ``fb15k-237`` choose settings near 10x, 25x,
-50x, 100x (:data:`PRESETS`). ``--lr`` overrides the teacher's learning rate in stages 2-3.
+50x, 100x (:data:`PRESETS`). ``--lr`` and ``--optimizer`` override the teacher's learning rate
+and optimizer in stages 2-3, ``--joint-distill-weight`` their distillation penalty weight
+(default: ``--distill-weight``, which the distill stage uses).
 
 Usage::
 
@@ -77,7 +79,6 @@ def _kd_overrides(setting: str, args: argparse.Namespace) -> list[str]:
         f"{kd}.composition={composition}",
         f"{kd}.guidance=pdg",
         f"{kd}.autoencode=true",
-        f"{kd}.distill_weight={args.distill_weight}",
     ]
 
 
@@ -91,14 +92,19 @@ def stage_overrides(
     if stage == "distill":
         return [
             *common,
+            f"{kd}.distill_weight={args.distill_weight}",
             f"train.max_epochs={args.finetune_epochs}",
             f"{kd}.freeze_codes=true",
             f"{kd}.distill_epochs={args.distill_epochs}",
         ]
     epochs = args.joint_epochs if stage == "joint" else args.frozen_epochs
     lr = [] if args.lr is None else [f"train.lr={args.lr}"]
+    optimizer = [] if args.optimizer is None else [f"train.optimizer={args.optimizer}"]
+    weight = args.distill_weight if args.joint_distill_weight is None else args.joint_distill_weight
     return [
         *common,
+        f"{kd}.distill_weight={weight}",
+        *optimizer,
         *lr,
         f"train.max_epochs={epochs}",
         f"{kd}.freeze_codes={'true' if stage == 'frozen' else 'false'}",
@@ -183,11 +189,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
     parser.add_argument("--distill-epochs", type=int, default=100)
     parser.add_argument("--distill-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--joint-distill-weight",
+        type=float,
+        default=None,
+        help="distillation penalty weight in stages joint/frozen (None: --distill-weight)",
+    )
     parser.add_argument("--finetune-epochs", type=int, default=0)
     parser.add_argument("--joint-epochs", type=int, default=0)
     parser.add_argument("--frozen-epochs", type=int, default=0)
     parser.add_argument(
         "--lr", type=float, default=None, help="stages joint/frozen (None: teacher's)"
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("adam", "adagrad"),
+        default=None,
+        help="stages joint/frozen (None: teacher's)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here too")
@@ -214,6 +232,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "joint_epochs": args.joint_epochs,
         "frozen_epochs": args.frozen_epochs,
         "lr": args.lr,
+        "optimizer": args.optimizer,
+        "distill_weight": args.distill_weight,
+        "joint_distill_weight": args.joint_distill_weight,
         "settings": list(args.settings),
         "complete": False,
         "rows": rows,

@@ -49,6 +49,28 @@ def test_default_is_the_single_run_of_before() -> None:
         script.parse_args(["--teacher", "t", "--finetune-epochs", "2", "--joint-epochs", "1"])
 
 
+def test_optimizer_lr_and_penalty_weight_apply_to_the_task_stages_only() -> None:
+    script = _script()
+    args = script.parse_args(
+        ["--teacher", "t", "--joint-epochs", "1", "--frozen-epochs", "1",
+         "--optimizer", "adam", "--lr", "0.001", "--joint-distill-weight", "0"]
+    )  # fmt: skip
+    weight = "entity_embedding.kd.distill_weight="
+    distill = script.stage_overrides("distill", "16:4:128", Path("t"), args)
+    assert not any(s.startswith(("train.optimizer=", "train.lr=")) for s in distill)
+    assert f"{weight}1.0" in distill
+    for stage in ("joint", "frozen"):
+        sets = script.stage_overrides(stage, "16:4:128", Path("t"), args)
+        assert "train.optimizer=adam" in sets and "train.lr=0.001" in sets
+        assert f"{weight}0.0" in sets and f"{weight}1.0" not in sets
+    teacher = script.parse_args(["--teacher", "t", "--joint-epochs", "1"])
+    joint = script.stage_overrides("joint", "16:4:128", Path("t"), teacher)
+    assert not any(s.startswith(("train.optimizer=", "train.lr=")) for s in joint)
+    assert f"{weight}1.0" in joint  # default: the distill stage's weight
+    with pytest.raises(SystemExit):
+        script.parse_args(["--teacher", "t", "--optimizer", "sgd"])
+
+
 def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     teacher = tmp_path / "teacher"
     train_run(fast_config("nations", **{"train.max_epochs": 1}), teacher)
