@@ -12,11 +12,12 @@ Each setting ``K:D:code_dim[:composition]`` is one chain of ``embedlab kge train
 2. **joint** (``--joint-epochs J`` > 0): ``--init-from`` the distill run, which hands over its
    KD table whole (same structure: :func:`embedlab.kge.run.init_from_run`); J epochs of the KGE
    loss training the code encoder (straight-through codes), code embeddings, composition and
-   relations, the distillation term kept as a penalty (``--distill-weight``); no distillation
+   relations, the distillation term kept as a penalty (``--joint-distill-weight``, default
+   ``--distill-weight``; 0 drops it); no distillation
    stage (``distill_epochs=0``). Run directory ``{distill run}-joint{J}``.
 3. **frozen** (``--frozen-epochs F`` > 0): ``--init-from`` the joint run (else the distill run):
    its final hard codes are kept (``freeze_codes=true``), F epochs train the code embeddings,
-   composition and relations. Run directory ``{previous run}-frozen{F}``.
+   composition and relations (the same penalty weight as stage 2). Run directory ``{previous run}-frozen{F}``.
 
 With ``--joint-epochs 0 --frozen-epochs 0`` (the defaults) the script runs exactly what it ran
 before the stages existed. ``--preset wn18rr`` / ``fb15k-237`` choose settings near 10x, 25x,
@@ -27,14 +28,16 @@ and optimizer in stages 2-3, ``--joint-distill-weight`` their distillation penal
 Usage::
 
     EMBEDLAB_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/kd_kge_curve.py \\
-        --teacher runs/wn18rr-complex-sce-60min --runs runs/kd-kge --preset wn18rr \\
-        --distill-epochs 20 --joint-epochs 10 --frozen-epochs 5 \\
+        --teacher runs/wn18rr-complex-sce-40ep --runs runs/kd-kge --preset wn18rr \\
+        --distill-epochs 20 --optimizer adagrad --lr 0.02 --joint-distill-weight 0 \\
+        --joint-epochs 10 --frozen-epochs 5 \\
         --out runs/kd-kge/e2e-wn18rr.json --png runs/kd-kge/e2e-wn18rr.png
 
 Runs are resumable: finished run directories are read, not re-trained; an unfinished one resumes
-from its last checkpoint (a stage run with other options than before is refused with the
-config difference instead of being silently restarted). Last stdout line: the JSON (``rows``: one
-per setting, with ``stages``); ``--out`` is rewritten as each setting finishes (``complete``:
+from its last checkpoint; a stage directory (finished or not) that holds a run with other options
+(its ``config.yaml``) is refused with the config difference instead of being silently restarted
+or reused (the directory names do not hold ``--lr``, ``--optimizer`` or the penalty weight).
+Last stdout line: the JSON (``rows``: one per setting, with ``stages``); ``--out`` is rewritten as each setting finishes (``complete``:
 false until the last one), so a killed curve keeps its finished settings; a complete ``--out``
 is replaced only by the next complete result.
 """
@@ -46,9 +49,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from embedlab.errors import UserError
 from embedlab.kge.config import build_config
 from embedlab.kge.run import train_run
 from embedlab.plots import plot_compression_curve
+from embedlab.training.run_dir import config_differences
 
 DEFAULT_SETTINGS = ("64:48:128", "32:32:128", "32:16:128", "16:8:128", "16:4:128")
 
@@ -134,10 +139,16 @@ def run_setting(setting: str, args: argparse.Namespace) -> dict[str, Any]:
     source: Path = args.teacher
     stages = []
     for stage, run_dir in stage_plan(setting, args):
+        overrides = stage_overrides(stage, setting, source, args)
+        config = build_config(path=args.teacher / "config.yaml", overrides=overrides)
         if not (run_dir / "metrics.json").is_file():
-            overrides = stage_overrides(stage, setting, source, args)
-            config = build_config(path=args.teacher / "config.yaml", overrides=overrides)
             train_run(config, run_dir)  # an unfinished stage resumes from its checkpoint
+        elif differing := config_differences(run_dir, config):
+            # a finished stage is read, not re-trained: only if it is the run asked for
+            raise UserError(
+                f"{run_dir} is a finished {stage} run with other options "
+                f"({', '.join(differing)}): use another --runs, or move it away"
+            )
         stages.append({"stage": stage, "run": str(run_dir), **_stage_result(_metrics(run_dir))})
         source = run_dir
     return _row(setting, _metrics(stage_plan(setting, args)[0][1]), stages)
@@ -234,7 +245,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "lr": args.lr,
         "optimizer": args.optimizer,
         "distill_weight": args.distill_weight,
-        "joint_distill_weight": args.joint_distill_weight,
+        "joint_distill_weight": (
+            args.distill_weight if args.joint_distill_weight is None else args.joint_distill_weight
+        ),
         "settings": list(args.settings),
         "complete": False,
         "rows": rows,

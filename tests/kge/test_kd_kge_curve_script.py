@@ -12,6 +12,7 @@ import pytest
 
 from embedlab.embeddings.compression import kd_table_bits
 from embedlab.embeddings.config import KdConfig
+from embedlab.errors import UserError
 from embedlab.kge.run import train_run
 from tests.conftest import fast_config
 
@@ -100,6 +101,9 @@ def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[st
     before = (tmp_path / "runs/4-3-8-ft0-joint1/metrics.json").stat().st_mtime_ns
     assert script.main(argv) == result
     assert (tmp_path / "runs/4-3-8-ft0-joint1/metrics.json").stat().st_mtime_ns == before
+    # a finished stage asked for with other options is refused, not read as if it were that run
+    with pytest.raises(UserError, match=r"finished joint run with other options \(train.lr\)"):
+        script.main([*argv, "--lr", "0.001"])
     # an unfinished stage (killed after its checkpoint, before metrics.json) resumes, it is not
     # restarted from scratch: its trace gains a resume event and keeps the first run's events
     joint = tmp_path / "runs/4-3-8-ft0-joint1"

@@ -73,6 +73,24 @@ def will_resume(run_dir: Path, *, overwrite: bool) -> bool:
     return not overwrite and saved and checkpoint_exists(RunPaths(run_dir).last)
 
 
+def config_differences(run_dir: Path, config: BaseModel) -> list[str]:
+    """The dotted keys whose value in ``run_dir/config.yaml`` (the config the run was started
+    with) differs from ``config`` (with its paths made absolute: :func:`with_absolute_paths`),
+    sorted; empty when they are the same run.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no ``config.yaml``.
+    """
+    saved = run_dir / "config.yaml"
+    previous = flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
+    # a run saved before its paths were made absolute compares as if they had been
+    source = previous.get("train.init_from")
+    if isinstance(source, str) and source:
+        previous["train.init_from"] = _absolute(source)
+    current = flatten(with_absolute_paths(config).model_dump(mode="json"))
+    return sorted(k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k))
+
+
 def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> bool:
     """Create ``run_dir`` or check it can be resumed. Returns True when resuming.
 
@@ -92,15 +110,7 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
             )
         shutil.rmtree(run_dir)
     if saved.is_file():
-        previous = flatten(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
-        # a run saved before its paths were made absolute compares as if they had been
-        source = previous.get("train.init_from")
-        if isinstance(source, str) and source:
-            previous["train.init_from"] = _absolute(source)
-        current = flatten(config.model_dump(mode="json"))
-        differing = sorted(
-            k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k)
-        )
+        differing = config_differences(run_dir, config)
         if differing:
             raise UserError(
                 f"{run_dir} already holds a run with a different config ({', '.join(differing)}). "
