@@ -87,6 +87,12 @@ def _kd_overrides(setting: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
+def task_distill_weight(args: argparse.Namespace) -> float:
+    """The distillation penalty weight of stages joint/frozen: ``--joint-distill-weight``, else
+    ``--distill-weight``."""
+    return args.distill_weight if args.joint_distill_weight is None else args.joint_distill_weight
+
+
 def stage_overrides(
     stage: str, setting: str, init_from: Path, args: argparse.Namespace
 ) -> list[str]:
@@ -105,7 +111,7 @@ def stage_overrides(
     epochs = args.joint_epochs if stage == "joint" else args.frozen_epochs
     lr = [] if args.lr is None else [f"train.lr={args.lr}"]
     optimizer = [] if args.optimizer is None else [f"train.optimizer={args.optimizer}"]
-    weight = args.distill_weight if args.joint_distill_weight is None else args.joint_distill_weight
+    weight = task_distill_weight(args)
     return [
         *common,
         f"{kd}.distill_weight={weight}",
@@ -245,9 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "lr": args.lr,
         "optimizer": args.optimizer,
         "distill_weight": args.distill_weight,
-        "joint_distill_weight": (
-            args.distill_weight if args.joint_distill_weight is None else args.joint_distill_weight
-        ),
+        "joint_distill_weight": task_distill_weight(args),
         "settings": list(args.settings),
         "complete": False,
         "rows": rows,
