@@ -39,13 +39,17 @@ from its last checkpoint; a stage directory (finished or not) that holds a run w
 or reused (the directory names do not hold ``--lr``, ``--optimizer`` or the penalty weight).
 Last stdout line: the JSON (``rows``: one per setting, with ``stages``); ``--out`` is rewritten as each setting finishes (``complete``:
 false until the last one), so a killed curve keeps its finished settings; a complete ``--out``
-is replaced only by the next complete result.
+is replaced only by the next complete result. A setting none of whose stage directories exists
+(a new machine, or the runs moved away) is read from ``--out``'s row when ``--out`` was written
+for the same teacher metrics and options (:data:`SAME_RUN_KEYS`), so that the curve continues
+from its JSON alone; with other options or another teacher, it is trained again (stderr says why).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,22 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # FB15k-237, 14,541 x 128: 10.2x, 25.0x, 50.7x, 102.3x
     "fb15k-237": ("32:26:128", "16:15:128", "16:10:64", "16:6:32"),
 }
+
+
+# the keys of --out that must equal this run's for its rows to be reused (teacher by its metrics:
+# a retrained teacher with the same config and seed gives the same numbers, its path may differ)
+SAME_RUN_KEYS = (
+    "teacher_test_mrr",
+    "teacher_valid_mrr",
+    "distill_epochs",
+    "finetune_epochs",
+    "joint_epochs",
+    "frozen_epochs",
+    "lr",
+    "optimizer",
+    "distill_weight",
+    "joint_distill_weight",
+)
 
 
 def _kd_overrides(setting: str, args: argparse.Namespace) -> list[str]:
@@ -259,8 +279,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # a rerun onto a finished curve rewrites it only once complete again (a failing rerun
     # must not replace it with a partial one)
     keep = args.out is not None and args.out.is_file() and _is_complete(args.out)
+    earlier = _reusable_rows(args.out, result)
     for setting in args.settings:
-        rows.append(run_setting(setting, args))
+        if setting in earlier and not any(d.exists() for _, d in stage_plan(setting, args)):
+            print(f"{setting}: its run directories are absent; row read from {args.out}",
+                  file=sys.stderr)  # fmt: skip
+            rows.append(earlier[setting])
+        else:
+            rows.append(run_setting(setting, args))
         print(json.dumps(rows[-1]), flush=True)
         result["complete"] = len(rows) == len(args.settings)
         if args.out and (result["complete"] or not keep):  # each finished setting lands at once
@@ -271,6 +297,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _plot(result, args)
     print(json.dumps(result))
     return result
+
+
+def _reusable_rows(out: Path | None, result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The rows of an earlier ``--out`` by setting, if it was written with this run's teacher
+    metrics and options (:data:`SAME_RUN_KEYS`); else none (stderr names the differences)."""
+    if out is None or not out.is_file():
+        return {}
+    try:
+        earlier = json.loads(out.read_text(encoding="utf-8"))
+        differing = [k for k in SAME_RUN_KEYS if earlier.get(k) != result[k]]
+        rows = {row["setting"]: row for row in earlier["rows"]}
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
+        print(f"{out} is not a curve JSON: none of its rows is reused", file=sys.stderr)
+        return {}
+    if differing:
+        print(f"{out} was written with another {', '.join(differing)}: none of its rows is "
+              "reused", file=sys.stderr)  # fmt: skip
+        return {}
+    return rows
 
 
 def _is_complete(path: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -113,6 +114,9 @@ def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[st
     after = [json.loads(x)["event"] for x in (joint / "trace.jsonl").read_text().splitlines()]
     assert after[: len(events)] == events and "resume" in after[len(events) :]
     assert again["rows"][0]["stages"][1]["test_mrr"] == pytest.approx(row["stages"][1]["test_mrr"])
+    # the run directories gone (a new machine): the curve is read back from --out, not re-trained
+    shutil.rmtree(tmp_path / "runs")
+    assert script.main(argv)["rows"] == again["rows"] and not (tmp_path / "runs").exists()
     capsys.readouterr()
 
 
@@ -125,8 +129,11 @@ def test_each_finished_setting_lands_in_the_json(
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "metrics.json").write_text(json.dumps({"test": {"mrr": 0.5}, "valid": {"mrr": 0.4}}))
-    out = tmp_path / "curve.json"
-    argv = ["--teacher", str(teacher), "--settings", "4:3:8", "8:2:8", "--out", str(out)]
+    out, runs = tmp_path / "curve.json", tmp_path / "runs"
+    argv = ["--teacher", str(teacher), "--runs", str(runs), "--settings", "4:3:8", "8:2:8",
+            "--out", str(out)]  # fmt: skip
+    for name in ("4-3-8-ft0", "8-2-8-ft0"):  # their runs are on this machine (else read from out)
+        (runs / name).mkdir(parents=True)
 
     def killed_at_second(setting: str, args: object) -> dict[str, str]:
         if setting == "8:2:8":
@@ -148,3 +155,43 @@ def test_each_finished_setting_lands_in_the_json(
     with pytest.raises(KeyboardInterrupt):
         script.main(argv)
     assert json.loads(out.read_text()) == result
+
+
+def test_rows_of_settings_without_run_directories_come_from_the_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a machine without the run directories, ``--out`` alone continues the curve: its rows
+    are reused only for settings with no stage directory, and only when the teacher's metrics
+    and the options are the same."""
+    script = _script()
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "metrics.json").write_text(json.dumps({"test": {"mrr": 0.5}, "valid": {"mrr": 0.4}}))
+    out, runs = tmp_path / "curve.json", tmp_path / "runs"
+    argv = ["--teacher", str(teacher), "--runs", str(runs), "--settings", "4:3:8", "8:2:8",
+            "--joint-epochs", "2", "--out", str(out)]  # fmt: skip
+    trained: list[str] = []
+
+    def train(setting: str, args: object) -> dict[str, object]:
+        trained.append(setting)
+        return {"setting": setting, "test_mrr": len(trained)}
+
+    monkeypatch.setattr(script, "run_setting", train)
+    first = script.main(argv)
+    assert trained == ["4:3:8", "8:2:8"]
+    # no stage directory of either setting: both rows read back, nothing trained
+    assert script.main(argv)["rows"] == first["rows"] and trained == ["4:3:8", "8:2:8"]
+    assert "row read from" in capsys.readouterr().err
+    # a stage directory of 8:2:8 exists (its runs are here, maybe unfinished): that one is trained
+    (runs / "8-2-8-ft0-joint2").mkdir(parents=True)
+    again = script.main(argv)
+    assert trained == ["4:3:8", "8:2:8", "8:2:8"]
+    assert again["rows"] == [first["rows"][0], {"setting": "8:2:8", "test_mrr": 3}]
+    # other options, or a teacher with other metrics: nothing is reused
+    script.main([*argv, "--lr", "0.01"])
+    assert trained[3:] == ["4:3:8", "8:2:8"]
+    assert "written with another lr" in capsys.readouterr().err
+    (teacher / "metrics.json").write_text(json.dumps({"test": {"mrr": 0.6}, "valid": {"mrr": 0.4}}))
+    script.main(argv)
+    assert trained[5:] == ["4:3:8", "8:2:8"]
+    assert "another teacher_test_mrr" in capsys.readouterr().err
