@@ -33,6 +33,9 @@ Usage::
         --joint-epochs 10 --frozen-epochs 5 \\
         --out runs/kd-kge/e2e-wn18rr.json --png runs/kd-kge/e2e-wn18rr.png
 
+``--plot-only`` draws ``--png`` from ``--out`` as it stands (a partial curve says "N of M
+settings" in its title) and trains nothing.
+
 Runs are resumable: finished run directories are read, not re-trained; an unfinished one resumes
 from its last checkpoint; a stage directory (finished or not) that holds a run with other options
 (its ``config.yaml``) is refused with the config difference instead of being silently restarted
@@ -247,7 +250,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     parser.add_argument("--png", type=Path, default=None, help="compression vs MRR figure")
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="draw --png from --out as it stands (a partial curve too), train nothing",
+    )
     args = parser.parse_args(argv)
+    if args.plot_only and (args.out is None or args.png is None or not args.out.is_file()):
+        parser.error("--plot-only draws --png from an existing --out: give both")
     if args.finetune_epochs and (args.joint_epochs or args.frozen_epochs):
         parser.error("--finetune-epochs is the single-run variant; with stages use --frozen-epochs")
     if args.settings is None:
@@ -258,6 +268,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the curve; returns (and prints, last line) the JSON result."""
     args = parse_args(argv)
+    if args.plot_only:
+        drawn: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8"))
+        if not drawn.get("rows"):
+            raise UserError(f"{args.out} has no finished setting to draw")
+        _plot(drawn, args)
+        return drawn
     teacher = _metrics(args.teacher)
     rows: list[dict[str, Any]] = []
     result = {
@@ -335,14 +351,17 @@ def _plot(result: dict[str, Any], args: argparse.Namespace) -> None:
         if r["reconstruction_test_mrr"] is not None
     ]
     name = "+".join(s["stage"] for s in rows[0]["stages"]) if rows else ""
+    settings = result.get("settings", rows)
+    part = "" if len(rows) == len(settings) else f", {len(rows)} of {len(settings)} settings"
     plot_compression_curve(
         points,
         baseline=result["teacher_test_mrr"],
         out=args.png,
         ylabel="test MRR (filtered)",
-        title=f"KD codes on the entity table ({args.teacher.name})",
+        title=f"KD codes on the entity table\n({Path(result['teacher']).name}{part})",
         series=f"end to end ({name})" if staged else "KD codes",
         extra={"reconstruction only": recon} if staged and recon else None,
+        xticks=sorted({round(p[0], 1) for p in points}),
     )
 
 

@@ -145,6 +145,15 @@ def test_each_finished_setting_lands_in_the_json(
         script.main(argv)
     partial = json.loads(out.read_text())
     assert partial["rows"] == [{"setting": "4:3:8"}] and partial["complete"] is False
+    # the partial curve can be drawn as it stands, nothing trained
+    drawn: list[str] = []
+    monkeypatch.setattr(script, "run_setting", lambda setting, args: drawn.append(setting))
+    monkeypatch.setattr(script, "_plot", lambda result, args: drawn.append(f"plot {args.png}"))
+    png = tmp_path / "curve.png"
+    assert script.main([*argv, "--png", str(png), "--plot-only"]) == partial
+    assert drawn == [f"plot {png}"]
+    with pytest.raises(SystemExit):  # nothing to draw to
+        script.main([*argv, "--plot-only"])
     assert partial["settings"] == ["4:3:8", "8:2:8"] and partial["teacher_test_mrr"] == 0.5
     monkeypatch.setattr(script, "run_setting", lambda setting, args: {"setting": setting})
     result = script.main(argv)
