@@ -23,7 +23,9 @@ With ``--joint-epochs 0 --frozen-epochs 0`` (the defaults) the script runs exact
 before the stages existed. ``--preset wn18rr`` / ``fb15k-237`` choose settings near 10x, 25x,
 50x, 100x (:data:`PRESETS`). ``--lr`` and ``--optimizer`` override the teacher's learning rate
 and optimizer in stages 2-3, ``--joint-distill-weight`` their distillation penalty weight
-(default: ``--distill-weight``, which the distill stage uses).
+(default: ``--distill-weight``, which the distill stage uses); ``--stage-set KEY=VALUE``
+(repeatable) adds config overrides to stages 2-3 after the script's own, e.g.
+``entity_embedding.dropout=0.3`` (the script sets 0.0 in every stage).
 
 Usage::
 
@@ -85,7 +87,10 @@ SAME_RUN_KEYS = (
     "optimizer",
     "distill_weight",
     "joint_distill_weight",
+    "stage_set",
 )
+# what a curve JSON written before a key existed ran with
+_KEY_DEFAULTS: dict[str, Any] = {"stage_set": []}
 
 
 def _kd_overrides(setting: str, args: argparse.Namespace) -> list[str]:
@@ -143,6 +148,7 @@ def stage_overrides(
         f"train.max_epochs={epochs}",
         f"{kd}.freeze_codes={'true' if stage == 'frozen' else 'false'}",
         f"{kd}.distill_epochs=0",
+        *args.stage_set,  # last: they override the lines above
     ]
 
 
@@ -247,6 +253,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="stages joint/frozen (None: teacher's)",
     )
+    parser.add_argument(
+        "--stage-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override of stages joint/frozen, after the script's own (repeatable; "
+        "e.g. entity_embedding.dropout=0.3: the stages otherwise train without entity dropout)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     parser.add_argument("--png", type=Path, default=None, help="compression vs MRR figure")
@@ -288,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "optimizer": args.optimizer,
         "distill_weight": args.distill_weight,
         "joint_distill_weight": task_distill_weight(args),
+        "stage_set": list(args.stage_set),
         "settings": list(args.settings),
         "complete": False,
         "rows": rows,
@@ -322,7 +337,7 @@ def _reusable_rows(out: Path | None, result: dict[str, Any]) -> dict[str, dict[s
         return {}
     try:
         earlier = json.loads(out.read_text(encoding="utf-8"))
-        differing = [k for k in SAME_RUN_KEYS if earlier.get(k) != result[k]]
+        differing = [k for k in SAME_RUN_KEYS if earlier.get(k, _KEY_DEFAULTS.get(k)) != result[k]]
         rows = {row["setting"]: row for row in earlier["rows"]}
     except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
         print(f"{out} is not a curve JSON: none of its rows is reused", file=sys.stderr)

@@ -14,6 +14,7 @@ import pytest
 from embedlab.embeddings.compression import kd_table_bits
 from embedlab.embeddings.config import KdConfig
 from embedlab.errors import UserError
+from embedlab.kge.config import build_config
 from embedlab.kge.run import train_run
 from tests.conftest import fast_config
 
@@ -71,6 +72,20 @@ def test_optimizer_lr_and_penalty_weight_apply_to_the_task_stages_only() -> None
     assert f"{weight}1.0" in joint  # default: the distill stage's weight
     with pytest.raises(SystemExit):
         script.parse_args(["--teacher", "t", "--optimizer", "sgd"])
+
+
+def test_stage_set_overrides_the_task_stages_last() -> None:
+    """``--stage-set`` reaches stages joint/frozen only, after the script's own overrides, so
+    that it wins (entity dropout, which every stage otherwise sets to 0)."""
+    script = _script()
+    args = script.parse_args(["--teacher", "t", "--joint-epochs", "1",
+                              "--stage-set", "entity_embedding.dropout=0.3"])  # fmt: skip
+    teacher = fast_config("nations", **{"entity_embedding.dropout": 0.1}).model_dump(mode="json")
+    for stage in ("distill", "joint", "frozen"):
+        sets = script.stage_overrides(stage, "4:3:8", Path("t"), args)
+        config = build_config(base=teacher, overrides=sets)
+        assert config.entity_embedding.dropout == (0.0 if stage == "distill" else 0.3), stage
+        assert config.entity_embedding.kind == "kd"
 
 
 def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,6 +206,11 @@ def test_rows_of_settings_without_run_directories_come_from_the_json(
     # no stage directory of either setting: both rows read back, nothing trained
     assert script.main(argv)["rows"] == first["rows"] and trained == ["4:3:8", "8:2:8"]
     assert "row read from" in capsys.readouterr().err
+    # a JSON written before --stage-set existed ran without it
+    old = json.loads(out.read_text())
+    del old["stage_set"]
+    out.write_text(json.dumps(old))
+    assert script.main(argv)["rows"] == first["rows"] and trained == ["4:3:8", "8:2:8"]
     # a stage directory of 8:2:8 exists (its runs are here, maybe unfinished): that one is trained
     (runs / "8-2-8-ft0-joint2").mkdir(parents=True)
     again = script.main(argv)
