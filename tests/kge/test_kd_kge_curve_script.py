@@ -135,16 +135,21 @@ def test_stage_chain_on_nations(tmp_path: Path, capsys: pytest.CaptureFixture[st
     capsys.readouterr()
 
 
+def _fake_teacher(tmp_path: Path) -> Path:
+    """A teacher run directory with only the metrics the curve reads (test MRR 0.5)."""
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "metrics.json").write_text(json.dumps({"test": {"mrr": 0.5}, "valid": {"mrr": 0.4}}))
+    return teacher
+
+
 def test_each_finished_setting_lands_in_the_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A curve killed during its second setting leaves the first one in ``--out``
     (``complete: false``); the finished curve says ``complete: true``."""
     script = _script()
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
-    (teacher / "metrics.json").write_text(json.dumps({"test": {"mrr": 0.5}, "valid": {"mrr": 0.4}}))
-    out, runs = tmp_path / "curve.json", tmp_path / "runs"
+    teacher, out, runs = _fake_teacher(tmp_path), tmp_path / "curve.json", tmp_path / "runs"
     argv = ["--teacher", str(teacher), "--runs", str(runs), "--settings", "4:3:8", "8:2:8",
             "--out", str(out)]  # fmt: skip
     for name in ("4-3-8-ft0", "8-2-8-ft0"):  # their runs are on this machine (else read from out)
@@ -188,10 +193,7 @@ def test_rows_of_settings_without_run_directories_come_from_the_json(
     are reused only for settings with no stage directory, and only when the teacher's metrics
     and the options are the same."""
     script = _script()
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
-    (teacher / "metrics.json").write_text(json.dumps({"test": {"mrr": 0.5}, "valid": {"mrr": 0.4}}))
-    out, runs = tmp_path / "curve.json", tmp_path / "runs"
+    teacher, out, runs = _fake_teacher(tmp_path), tmp_path / "curve.json", tmp_path / "runs"
     argv = ["--teacher", str(teacher), "--runs", str(runs), "--settings", "4:3:8", "8:2:8",
             "--joint-epochs", "2", "--out", str(out)]  # fmt: skip
     trained: list[str] = []
