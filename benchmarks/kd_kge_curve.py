@@ -357,15 +357,18 @@ def _is_complete(path: Path) -> bool:
 
 
 def _plot(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """The figure of ``result`` (this run's, or ``--out`` read back: its own stage epochs, so
+    that ``--plot-only`` needs no stage options; rows written before the stages existed lack
+    ``stages`` and ``reconstruction_test_mrr``)."""
     rows = result["rows"]
-    staged = args.joint_epochs > 0 or args.frozen_epochs > 0
+    staged = bool(result.get("joint_epochs") or result.get("frozen_epochs"))
     points = [(r["ratio"], r["test_mrr"], r["setting"]) for r in rows]
     recon = [
         (r["ratio"], r["reconstruction_test_mrr"], r["setting"])
         for r in rows
-        if r["reconstruction_test_mrr"] is not None
+        if r.get("reconstruction_test_mrr") is not None
     ]
-    name = "+".join(s["stage"] for s in rows[0]["stages"]) if rows else ""
+    name = "+".join(s["stage"] for s in rows[0].get("stages", [])) if rows else ""
     settings = result.get("settings", rows)
     part = "" if len(rows) == len(settings) else f", {len(rows)} of {len(settings)} settings"
     plot_compression_curve(

@@ -226,3 +226,22 @@ def test_rows_of_settings_without_run_directories_come_from_the_json(
     script.main(argv)
     assert trained[5:] == ["4:3:8", "8:2:8"]
     assert "another teacher_test_mrr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "committed", ["docs/kd-kge-e2e-wn18rr.json", "docs/kd-kge-wn18rr.json"]
+)  # a staged curve, and one written before the stages existed
+def test_plot_only_draws_a_committed_curve(committed: str, tmp_path: Path) -> None:
+    """``--plot-only`` takes the stages from the JSON, not from the command line: the staged
+    curve gets its reconstruction-only series with no stage options given."""
+    script = _script()
+    drawn: dict[str, object] = {}
+    png = tmp_path / "curve.png"
+    argv = ["--teacher", "t", "--out", str(ROOT / committed), "--png", str(png), "--plot-only"]
+    original = script.plot_compression_curve
+    script.plot_compression_curve = lambda points, **kw: drawn.update(kw) or original(points, **kw)
+    script.main(argv)
+    assert png.stat().st_size > 0
+    staged = committed.endswith("e2e-wn18rr.json")
+    assert drawn["series"] == ("end to end (distill+joint+frozen)" if staged else "KD codes")
+    assert (drawn["extra"] is not None) == staged
