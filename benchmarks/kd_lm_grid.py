@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -125,10 +126,15 @@ def run_row(row: Row, args: argparse.Namespace) -> dict[str, Any]:
               "paper_perplexity": row.paper_perplexity,
               "figure1": list(row.figure1) if row.figure1 else None,
               "threads": args.threads, "parallel": args.parallel}  # fmt: skip
-    return train_cell(embedlab=args.embedlab, runs=args.runs, key=row.key, task="lm",
-                      config=row.config, sets=sets, options=["--no-progress"], fields=fields,
-                      extract=partial(row_result, row),
-                      quality=lambda r: f"test perplexity {r.get('test_perplexity')}")  # fmt: skip
+    result = train_cell(embedlab=args.embedlab, runs=args.runs, key=row.key, task="lm",
+                        config=row.config, sets=sets, options=["--no-progress"], fields=fields,
+                        extract=partial(row_result, row),
+                        quality=lambda r: f"test perplexity {r.get('test_perplexity')}")  # fmt: skip
+    if row.needs_teacher and "test_perplexity" in result:
+        # the teacher this row distilled from (a teacher trained again gives other digits)
+        teacher = json.loads((args.runs / "full" / "metrics.json").read_text())
+        result["teacher_test_perplexity"] = teacher["test"]["perplexity"]
+    return result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -123,6 +123,9 @@ def test_grid_lands_rows_skips_finished_and_reports(tmp_path: Path) -> None:
         report = json.loads((runs / key / "metrics.json").read_text())["compression"]
         assert cells[key]["embedding_ratio"] == report["ratio"] != 1.0
     assert f"train.init_from={runs / 'full'}" in cells["6-pdg-autoencode"]["command"]
+    teacher = json.loads((runs / "full" / "metrics.json").read_text())["test"]["perplexity"]
+    assert cells["6-pdg-autoencode"]["teacher_test_perplexity"] == teacher
+    assert "teacher_test_perplexity" not in cells["full"]
     assert "token_embedding.kd.composition=lstm" in cells["figure1-lstm-d16"]["command"]
     saved = yaml.safe_load((runs / "figure1-lstm-d16" / "config.yaml").read_text())
     assert saved["token_embedding"]["kd"]["composition"] == "lstm"

@@ -17,6 +17,7 @@ from embedlab.datasets.registry import REGISTRY
 from embedlab.distributed import World, broadcast_object
 from embedlab.errors import UserError
 from embedlab.training.checkpoint import checkpoint_exists, load_checkpoint
+from embedlab.training.run_lock import LOCK_NAME, lock_run_dir, release_run_dir
 
 
 @dataclass(frozen=True)
@@ -95,20 +96,34 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
     """Create ``run_dir`` or check it can be resumed. Returns True when resuming.
 
     Re-running ``train`` on an existing run directory resumes from ``checkpoints/last`` if the
-    resolved config is the same; ``overwrite`` deletes the directory and starts afresh.
+    resolved config is the same; ``overwrite`` deletes the directory and starts afresh. This
+    process then holds the directory's lock (:mod:`embedlab.training.run_lock`) until
+    :meth:`~embedlab.training.loop.Loop.finish` has written ``metrics.json``.
 
     Raises:
-        UserError: the directory holds a run with a different config (and no ``overwrite``).
+        UserError: the directory holds a run with a different config (and no ``overwrite``), or
+            another process is training it now.
     """
-    saved = run_dir / "config.yaml"
     if run_dir.is_file():
         raise UserError(f"--out {run_dir} is a file, not a run directory")
+    if run_dir.exists():
+        lock_run_dir(run_dir)  # before --overwrite deletes what another process may be training
+    try:
+        return _prepare_locked(run_dir, config, overwrite=overwrite)
+    except BaseException:
+        release_run_dir(run_dir)
+        raise
+
+
+def _prepare_locked(run_dir: Path, config: BaseModel, *, overwrite: bool) -> bool:
+    saved = run_dir / "config.yaml"
     if run_dir.exists() and overwrite:
-        if not saved.is_file() and any(run_dir.iterdir()):
+        if not saved.is_file() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
             raise UserError(
                 f"refusing to --overwrite {run_dir}: it is not empty and holds no run (no config.yaml)"
             )
         shutil.rmtree(run_dir)
+        release_run_dir(run_dir)  # its lock file went with it
     if saved.is_file():
         differing = config_differences(run_dir, config)
         if differing:
@@ -118,6 +133,7 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
             )
         return True
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock_run_dir(run_dir)
     saved.write_text(dump_config(config), encoding="utf-8")
     return False
 
