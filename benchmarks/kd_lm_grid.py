@@ -126,14 +126,19 @@ def run_row(row: Row, args: argparse.Namespace) -> dict[str, Any]:
               "paper_perplexity": row.paper_perplexity,
               "figure1": list(row.figure1) if row.figure1 else None,
               "threads": args.threads, "parallel": args.parallel}  # fmt: skip
+    teacher = args.runs / "full" / "metrics.json"  # read before the row trains from it
+    teacher_perplexity = (
+        json.loads(teacher.read_text())["test"]["perplexity"]
+        if row.needs_teacher and teacher.is_file()
+        else None
+    )
     result = train_cell(embedlab=args.embedlab, runs=args.runs, key=row.key, task="lm",
                         config=row.config, sets=sets, options=["--no-progress"], fields=fields,
                         extract=partial(row_result, row),
                         quality=lambda r: f"test perplexity {r.get('test_perplexity')}")  # fmt: skip
-    if row.needs_teacher and "test_perplexity" in result:
-        # the teacher this row distilled from (a teacher trained again gives other digits)
-        teacher = json.loads((args.runs / "full" / "metrics.json").read_text())
-        result["teacher_test_perplexity"] = teacher["test"]["perplexity"]
+    if teacher_perplexity is not None:
+        # the teacher this row distils from (a teacher trained again gives other digits)
+        result["teacher_test_perplexity"] = teacher_perplexity
     return result
 
 

@@ -1,24 +1,29 @@
 """One training process per run directory (embedlab.training.run_lock): a second ``train`` on a
-directory another process holds is refused and deletes nothing; the lock goes with the run's end,
-its failure, or its process (a killed run resumes at once: tests/training/test_resume.py)."""
+directory another process holds is refused and deletes nothing; the lock goes with the ``train``
+call's end or failure, or with its process (a killed run resumes at once:
+tests/training/test_resume.py)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
+from embedlab.config.io import build_typed_config
 from embedlab.errors import UserError
 from embedlab.kge.run import train_run
 from embedlab.lm.config import LmConfig
+from embedlab.lm.run import train_lm
 from embedlab.training.loop import Loop
 from embedlab.training.run_dir import prepare_run_dir
 from embedlab.training.run_lock import LOCK_NAME, holds_run_dir, release_run_dir
-from tests.conftest import fast_config
+from tests.conftest import fast_config, write_tiny_corpus
 
 
 def _other_process_holds(run: Path) -> FileLock:
@@ -64,10 +69,23 @@ def test_same_process_prepares_again_and_errors_let_go(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="different config"):
         prepare_run_dir(run, LmConfig(seed=7), overwrite=False)
     assert not holds_run_dir(run) and _free(run)  # a refused config leaves no lock behind
-    # --overwrite of a directory this process holds locks the new directory
+    # --overwrite empties the directory but keeps its lock file (never let go in between)
     assert prepare_run_dir(run, LmConfig(), overwrite=False)
+    (run / "checkpoints").mkdir()
+    inode = (run / LOCK_NAME).stat().st_ino
     assert not prepare_run_dir(run, LmConfig(seed=7), overwrite=True)
     assert "seed: 7" in (run / "config.yaml").read_text()
+    assert sorted(p.name for p in run.iterdir()) == sorted([LOCK_NAME, "config.yaml"])
+    assert (run / LOCK_NAME).stat().st_ino == inode
+    assert holds_run_dir(run) and not _free(run)
+    release_run_dir(run)
+
+
+def test_a_directory_deleted_and_made_again_is_locked_again(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    prepare_run_dir(run, LmConfig(), overwrite=False)
+    shutil.rmtree(run)  # the lock this process holds is on a file that is gone
+    assert not prepare_run_dir(run, LmConfig(), overwrite=False)
     assert holds_run_dir(run) and not _free(run)
     release_run_dir(run)
 
@@ -80,23 +98,39 @@ def test_overwrite_of_an_empty_directory_is_not_confused_by_the_lock(tmp_path: P
     release_run_dir(run)
 
 
+def _interrupt(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _train_kge(run: Path) -> None:
+    train_run(fast_config("nations", **{"train.max_epochs": 1}), run, progress=False)
+
+
+def _train_lm(run: Path) -> None:
+    corpus = write_tiny_corpus(run.parent / "corpus")
+    overrides = [f"dataset={corpus}", "train.max_epochs=1", "model.embedding_dim=8",
+                 "model.hidden=8", "train.batch_size=4", "train.bptt=6", "eval.batch_size=2",
+                 "train.num_threads=1"]  # fmt: skip
+    train_lm(build_typed_config(LmConfig, overrides=overrides), run, progress=False)
+
+
+@pytest.mark.parametrize("train", [_train_kge, _train_lm], ids=["kge", "lm"])
+@pytest.mark.parametrize("where", [None, "__init__", "_train_epoch"])
 def test_training_lets_go_when_it_ends_or_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = fast_config("nations", **{"train.max_epochs": 1})
-    run = tmp_path / "kge"
-    train_run(config, run, progress=False)
-    assert (run / "metrics.json").is_file()
+    train: Callable[[Path], None], where: str | None, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Finished, interrupted before the loop runs (after prepare_run_dir), or mid-epoch."""
+    run = tmp_path / "run"
+    if where is None:
+        train(run)
+        assert (run / "metrics.json").is_file()
+    else:
+        monkeypatch.setattr(Loop, where, _interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            train(run)
+        assert (run / "config.yaml").is_file() and not (run / "metrics.json").exists()
     assert not holds_run_dir(run) and _free(run)
-
-    def fail(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Loop, "_train_epoch", fail)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "stopped", progress=False)
-    assert (tmp_path / "stopped" / "config.yaml").is_file()
-    assert not holds_run_dir(tmp_path / "stopped") and _free(tmp_path / "stopped")
 
 
 def test_cli_refuses_a_second_train_without_traceback(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from embedlab.training.run_dir import (
     will_resume,
     with_absolute_paths,
 )
+from embedlab.training.run_lock import training_scope
 from embedlab.training.trackers import build_trackers
 
 
@@ -108,7 +109,7 @@ def train_gcn(
             torchrun (full-batch training runs in one process).
     """
     start = time.perf_counter()
-    with joined(resolve_device(config.device)) as (world, device):
+    with joined(resolve_device(config.device)) as (world, device), training_scope(run_dir):
         if world.parallel:
             raise UserError("gcn: full-batch training runs in one process; do not use torchrun")
         config = with_absolute_paths(config)

@@ -37,6 +37,7 @@ from embedlab.training.run_dir import (
     read_run_config,
     with_absolute_paths,
 )
+from embedlab.training.run_lock import training_scope
 from embedlab.training.trackers import build_trackers
 
 
@@ -195,7 +196,7 @@ def train_run(
             f"entity_embedding.sharding=row_wise runs on CPU ranks (gloo; TorchRec's CPU kernels "
             f"as installed by make torchrec), not on {device}: add --set device=cpu"
         )
-    with joined(device, need_group=sharded) as (world, device):
+    with joined(device, need_group=sharded) as (world, device), training_scope(run_dir):
         return _train(
             config, run_dir, overwrite=overwrite, progress=progress, world=world, device=device
         )

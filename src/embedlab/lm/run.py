@@ -26,6 +26,7 @@ from embedlab.training.run_dir import (
     will_resume,
     with_absolute_paths,
 )
+from embedlab.training.run_lock import training_scope
 from embedlab.training.trackers import build_trackers
 
 
@@ -59,7 +60,7 @@ def train_lm(
     Raises:
         UserError: bad config / run-directory combinations, a corpus too small for the batch.
     """
-    with joined(resolve_device(config.device)) as (world, device):
+    with joined(resolve_device(config.device)) as (world, device), training_scope(run_dir):
         return _train(
             config, run_dir, overwrite=overwrite, progress=progress, world=world, device=device
         )

@@ -27,6 +27,7 @@ from embedlab.training.callbacks import Callback, ClipGradNorm, TrainingProgress
 from embedlab.training.device import resolve_device
 from embedlab.training.loop import Loop
 from embedlab.training.run_dir import RunPaths, prepare_shared_run_dir, with_absolute_paths
+from embedlab.training.run_lock import training_scope
 from embedlab.training.trackers import build_trackers
 
 TRANSLATIONS = "translations"
@@ -52,7 +53,7 @@ def train_nmt(
     Raises:
         UserError: bad config / run-directory combinations, missing data, torchrun.
     """
-    with joined(resolve_device(config.device)) as (world, device):
+    with joined(resolve_device(config.device)) as (world, device), training_scope(run_dir):
         return _train(
             config, run_dir, overwrite=overwrite, progress=progress, world=world, device=device
         )

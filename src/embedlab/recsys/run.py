@@ -23,6 +23,7 @@ from embedlab.training.run_dir import (
     prepare_shared_run_dir,
     read_run_config,
 )
+from embedlab.training.run_lock import training_scope
 from embedlab.training.trackers import build_trackers
 
 
@@ -103,7 +104,7 @@ def train_mf(
     Raises:
         UserError: bad config/run directory combinations (see :func:`prepare_run_dir`).
     """
-    with joined(resolve_device(config.device)) as (world, device):
+    with joined(resolve_device(config.device)) as (world, device), training_scope(run_dir):
         return _train(
             config, run_dir, overwrite=overwrite, progress=progress, world=world, device=device
         )

@@ -43,7 +43,6 @@ from embedlab.training.config import LoopConfig
 from embedlab.training.data_parallel import merge_rank_rng, rank_rng, step_sharded_tables, wrap
 from embedlab.training.device import autocast, rng_state, set_rng_state
 from embedlab.training.run_dir import RunPaths
-from embedlab.training.run_lock import release_run_dir
 from embedlab.training.step import Step
 from embedlab.training.task import Mode, Task
 from embedlab.training.trace import Trace, code_version
@@ -288,15 +287,7 @@ class Loop:
         """Train until max epochs, early stopping or the time budget; resume if possible.
 
         ``start_fields`` are added to the trace's ``start`` event (e.g. the vocabulary size).
-        A failed or interrupted run lets go of its run directory's lock.
         """
-        try:
-            return self._run(seed=seed, start_fields=start_fields)
-        except BaseException:
-            release_run_dir(self.paths.root)
-            raise
-
-    def _run(self, *, seed: int, start_fields: dict[str, Any] | None) -> LoopState:
         self.seed = seed
         # each rank its own streams (SSE, dropout, KD noise, negatives); rank 0 = one process
         torch.manual_seed(rank_seed(seed, self.world.rank))
@@ -370,24 +361,7 @@ class Loop:
         checkpoint exists, else the last state; ``select`` (e.g. NMT's checkpoint averaging)
         loads its own choice into the model instead. ``metrics.json``: one key per split, then
         ``best_epoch``, ``timing`` and the task's ``extra`` keys (ARCHITECTURE.md, run contract).
-        Then (or on an error) this process lets go of the run directory's lock.
         """
-        try:
-            return self._finish(
-                evaluate=evaluate, splits=splits, extra=extra, wall_start=wall_start, select=select
-            )
-        finally:
-            release_run_dir(self.paths.root)  # taken by prepare_run_dir
-
-    def _finish(
-        self,
-        *,
-        evaluate: Callable[[str], dict[str, Any]],
-        splits: Sequence[str],
-        extra: dict[str, Any] | None,
-        wall_start: float | None,
-        select: Callable[[torch.nn.Module], None] | None,
-    ) -> dict[str, Any]:
         model = self.task.model
         if select is not None:
             select(model)

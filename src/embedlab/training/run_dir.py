@@ -96,18 +96,19 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
     """Create ``run_dir`` or check it can be resumed. Returns True when resuming.
 
     Re-running ``train`` on an existing run directory resumes from ``checkpoints/last`` if the
-    resolved config is the same; ``overwrite`` deletes the directory and starts afresh. This
-    process then holds the directory's lock (:mod:`embedlab.training.run_lock`) until
-    :meth:`~embedlab.training.loop.Loop.finish` has written ``metrics.json``.
+    resolved config is the same; ``overwrite`` empties the directory and starts afresh. This
+    process holds the directory's lock (:mod:`embedlab.training.run_lock`) from before the
+    first check; the task's ``train`` lets go of it when it ends
+    (:func:`~embedlab.training.run_lock.training_scope`).
 
     Raises:
-        UserError: the directory holds a run with a different config (and no ``overwrite``), or
-            another process is training it now.
+        UserError: another process is training ``run_dir`` now, or the directory holds a run
+            with a different config (and no ``overwrite``).
     """
     if run_dir.is_file():
         raise UserError(f"--out {run_dir} is a file, not a run directory")
-    if run_dir.exists():
-        lock_run_dir(run_dir)  # before --overwrite deletes what another process may be training
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock_run_dir(run_dir)  # before anything is read or deleted
     try:
         return _prepare_locked(run_dir, config, overwrite=overwrite)
     except BaseException:
@@ -117,13 +118,17 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
 
 def _prepare_locked(run_dir: Path, config: BaseModel, *, overwrite: bool) -> bool:
     saved = run_dir / "config.yaml"
-    if run_dir.exists() and overwrite:
-        if not saved.is_file() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+    if overwrite:
+        contents = [p for p in run_dir.iterdir() if p.name != LOCK_NAME]
+        if not saved.is_file() and contents:
             raise UserError(
                 f"refusing to --overwrite {run_dir}: it is not empty and holds no run (no config.yaml)"
             )
-        shutil.rmtree(run_dir)
-        release_run_dir(run_dir)  # its lock file went with it
+        for path in contents:  # the lock file stays: the lock is never let go in between
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     if saved.is_file():
         differing = config_differences(run_dir, config)
         if differing:
@@ -132,8 +137,6 @@ def _prepare_locked(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
                 "Use another --out, or --overwrite to delete it and start again."
             )
         return True
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock_run_dir(run_dir)
     saved.write_text(dump_config(config), encoding="utf-8")
     return False
 
