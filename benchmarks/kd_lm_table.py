@@ -6,7 +6,8 @@ Prints the markdown table of the finished rows (test / valid perplexity, perplex
 the full table, embedding compression, what the row changes, the paper's table-1 perplexity: a
 larger model, so only the order compares) and, when any figure-1 row has finished, draws test
 perplexity against the code-embedding dimension d' for linear and LSTM composition with the full
-table as a dashed line. Last stdout line: JSON (rows in the order they landed, with ``perplexity_increase``).
+table as a dashed line (and, where figure-1 rows distilled from a teacher trained again, that
+teacher's perplexity as a dash-dot line). Last stdout line: JSON (rows in the order they landed, with ``perplexity_increase``).
 """
 
 from __future__ import annotations
@@ -64,8 +65,20 @@ def figure1(rows: list[dict[str, Any]], png: Path) -> Path | None:
         ylabel="test perplexity (PTB)", xlabel="code-embedding dimension d'",
         title="KD codes on PTB: perplexity against d' (supplement fig. 1)",
         series=f"{first} composition", extra={f"{k} composition": v for k, v in series.items()},
-        xticks=dims,
+        xticks=dims, more_baselines=other_teachers(rows, full["test_perplexity"]),
     )  # fmt: skip
+
+
+def other_teachers(rows: list[dict[str, Any]], full: float) -> dict[str, float]:
+    """Teachers other than the ``full`` row that figure-1 rows distilled from (their
+    ``teacher_test_perplexity``: the teacher trained again), by legend name."""
+    found: dict[float, set[str]] = {}
+    for r in rows:
+        teacher = r.get("teacher_test_perplexity")
+        if r.get("figure1") and teacher is not None and teacher != full:
+            found.setdefault(teacher, set()).add(r["figure1"][0])
+    return {f"full table trained again, teacher of the {' and '.join(sorted(c))} rows": t
+            for t, c in found.items()}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

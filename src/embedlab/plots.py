@@ -42,9 +42,11 @@ def plot_compression_curve(
     extra: dict[str, list[tuple[float, float, str]]] | None = None,
     xlabel: str = "embedding compression ratio (fp32 bits / KD bits)",
     xticks: list[float] | None = None,
+    more_baselines: dict[str, float] | None = None,
 ) -> Path:
     """Quality against compression ratio (log x axis) with the uncompressed ``baseline`` as a
     dashed line; ``points`` are ``(ratio, value, label)`` (docs/kd.md's KGE and LM figures).
+    ``more_baselines``: further horizontal lines by legend name (e.g. a teacher trained again).
 
     ``extra``: further curves by legend name (e.g. the reconstruction-only curve beside the
     end-to-end one), drawn without point labels. ``xlabel``: another x quantity on the same log
@@ -59,6 +61,8 @@ def plot_compression_curve(
         more = sorted(curve)
         ax.plot([p[0] for p in more], [p[1] for p in more], marker="s", linestyle=":", label=name)
     ax.axhline(baseline, linestyle="--", color="grey", label="full table (1x)")
+    for name, value in (more_baselines or {}).items():
+        ax.axhline(value, linestyle="-.", color="dimgrey", linewidth=0.8, label=name)
     ax.set_xscale("log")
     if xticks:
         ax.set_xticks(xticks, [f"{x:g}" for x in xticks])

@@ -169,3 +169,30 @@ def test_unknown_row_is_a_clear_error(tmp_path: Path) -> None:
     bad = _run(str(BENCH / "kd_lm_grid.py"), "--runs", str(tmp_path), "--json",
                str(tmp_path / "g.json"), "--only", "7-nonexistent")  # fmt: skip
     assert bad.returncode != 0 and "unknown cell" in bad.stderr and "1-cr" in bad.stderr
+
+
+def test_figure1_draws_a_retrained_teacher_beside_the_full_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = importlib.util.spec_from_file_location("kd_lm_table", BENCH / "kd_lm_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    drawn: dict[str, Any] = {}
+    monkeypatch.setattr(table, "plot_compression_curve", lambda points, **kw: drawn.update(kw))
+    rows = [
+        {"run": "full", "test_perplexity": 111.4},
+        {"run": "a", "figure1": ["linear", 16], "test_perplexity": 120.0,
+         "teacher_test_perplexity": 111.4},
+        {"run": "b", "figure1": ["lstm", 16], "test_perplexity": 118.0,
+         "teacher_test_perplexity": 112.9},
+        {"run": "c", "figure1": ["lstm", 32], "test_perplexity": 115.0,
+         "teacher_test_perplexity": 112.9},
+    ]  # fmt: skip
+    table.figure1(rows, tmp_path / "f.png")
+    assert drawn["baseline"] == 111.4
+    assert drawn["more_baselines"] == {"full table trained again, teacher of the lstm rows": 112.9}
+    assert [p[:2] for p in drawn["extra"]["lstm composition"]] == [(16, 118.0), (32, 115.0)]
+    drawn.clear()
+    table.figure1(rows[:2], tmp_path / "f.png")  # the same teacher: no further line
+    assert drawn["more_baselines"] == {}
