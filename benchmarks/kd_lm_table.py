@@ -77,8 +77,8 @@ def other_teachers(rows: list[dict[str, Any]], full: float) -> dict[str, float]:
         teacher = r.get("teacher_test_perplexity")
         if r.get("figure1") and teacher is not None and teacher != full:
             found.setdefault(teacher, set()).add(r["figure1"][0])
-    return {f"full table trained again, teacher of the {' and '.join(sorted(c))} rows": t
-            for t, c in found.items()}  # fmt: skip
+    return {f"full table trained again ({t:.1f}): teacher of {' and '.join(sorted(c))} rows": t
+            for t, c in sorted(found.items())}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -191,8 +191,14 @@ def test_figure1_draws_a_retrained_teacher_beside_the_full_row(
     ]  # fmt: skip
     table.figure1(rows, tmp_path / "f.png")
     assert drawn["baseline"] == 111.4
-    assert drawn["more_baselines"] == {"full table trained again, teacher of the lstm rows": 112.9}
+    line = "full table trained again (112.9): teacher of lstm rows"
+    assert drawn["more_baselines"] == {line: 112.9}
     assert [p[:2] for p in drawn["extra"]["lstm composition"]] == [(16, 118.0), (32, 115.0)]
+    # two teachers trained again (one per session, say): a line each, the values in the names
+    rows[2]["teacher_test_perplexity"] = 113.5
+    table.figure1(rows, tmp_path / "f.png")
+    other = "full table trained again (113.5): teacher of lstm rows"
+    assert drawn["more_baselines"] == {line: 112.9, other: 113.5}
     drawn.clear()
     table.figure1(rows[:2], tmp_path / "f.png")  # the same teacher: no further line
     assert drawn["more_baselines"] == {}
