@@ -2,13 +2,13 @@
 which parameters the clip (``train.clip``) scales, and how often, with the linear and the LSTM
 composition.
 
-Runs ``train_lm`` on the first ``--batches`` training batches of one epoch (lr as the config's first
-epoch) in a temporary run directory, reading every step's gradients just before
+Runs ``train_lm`` for ``--epochs`` epochs of the first ``--batches`` training batches each (``0``:
+whole epochs; the config's lr schedule) in a temporary run directory, reading every step's gradients just before
 :class:`~embedlab.training.callbacks.ClipGradNorm` clips them. Parameters are grouped by name: the
 first dotted part, up to three under ``token_embedding`` (:func:`group_of`). Writes (merges) one entry per ``--label``
 into ``--out``: the command, the total norm's median and quartiles, the fraction of steps the clip
 scaled, and each group's median norm and median share of the total squared norm, for the first
-and the last quarter of the steps.
+and the last quarter of the steps and (``per_epoch``) for each epoch.
 
 Usage::
 
@@ -58,6 +58,7 @@ def record_norms(steps: list[dict[str, Any]]) -> None:
                 g = group_of(name)
                 squares[g] = squares.get(g, 0.0) + float(p.grad.detach().float().pow(2).sum())
         steps.append({"total": sum(squares.values()) ** 0.5, "clip": self.max_norm,
+                      "epoch": loop.state.epoch,
                       "groups": {g: s**0.5 for g, s in squares.items()}})  # fmt: skip
         original(self, loop)
 
@@ -65,7 +66,6 @@ def record_norms(steps: list[dict[str, Any]]) -> None:
 
 
 def summarize(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    totals = [s["total"] for s in steps]
     q = max(1, len(steps) // 4)
 
     def groups(part: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -75,11 +75,20 @@ def summarize(steps: list[dict[str, Any]]) -> dict[str, Any]:
                         (s["groups"].get(g, 0.0) / s["total"]) ** 2 if s["total"] else 0.0
                         for s in part)} for g in names}  # fmt: skip
 
-    quartiles = statistics.quantiles(totals, n=4) if len(totals) > 1 else totals * 3
-    return {"steps": len(steps), "clip": steps[0]["clip"] if steps else None,
-            "total_norm_quartiles": quartiles,
-            "clipped_fraction": sum(t > s["clip"] for t, s in zip(totals, steps, strict=True)) / len(steps),
-            "first_quarter": groups(steps[:q]), "last_quarter": groups(steps[-q:])}  # fmt: skip
+    def overall(part: list[dict[str, Any]]) -> dict[str, Any]:
+        totals = [s["total"] for s in part]
+        quartiles = statistics.quantiles(totals, n=4) if len(totals) > 1 else totals * 3
+        return {"steps": len(part), "total_norm_quartiles": quartiles,
+                "clipped_fraction": sum(s["total"] > s["clip"] for s in part) / len(part)}  # fmt: skip
+
+    epochs = sorted({s["epoch"] for s in steps})
+    per_epoch = {}
+    for epoch in epochs:
+        part = [s for s in steps if s["epoch"] == epoch]
+        per_epoch[str(epoch)] = overall(part) | {"groups": groups(part)}
+    return {**overall(steps), "clip": steps[0]["clip"] if steps else None,
+            "first_quarter": groups(steps[:q]), "last_quarter": groups(steps[-q:]),
+            "per_epoch": per_epoch}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -89,13 +98,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--teacher", type=Path, default=None, help="train.init_from (PDG teacher run)"
     )
-    parser.add_argument("--batches", type=int, default=600, help="training batches to record")
+    parser.add_argument(
+        "--batches", type=int, default=600, help="training batches per epoch (0: whole epochs)"
+    )
+    parser.add_argument("--epochs", type=int, default=1, help="epochs (the config's lr schedule)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="JSON to merge the entry into")
     args = parser.parse_args(argv)
-    overrides = [*args.set, f"train.max_batches={args.batches}", "train.max_epochs=1",
-                 f"train.num_threads={args.threads}"]  # fmt: skip
+    overrides = [*args.set, f"train.max_epochs={args.epochs}", f"train.num_threads={args.threads}"]
+    if args.batches:
+        overrides.append(f"train.max_batches={args.batches}")
     if args.teacher is not None:
         overrides.append(f"train.init_from={args.teacher}")
     config = build_typed_config(LmConfig, path=args.config, overrides=overrides)

@@ -18,9 +18,11 @@ TINY = ["model.embedding_dim=8", "model.hidden=8", "train.batch_size=4", "train.
         "token_embedding.kd.code_dim=4"]  # fmt: skip
 
 
-def _run(out: Path, corpus: Path, label: str, *sets: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    out: Path, corpus: Path, label: str, *sets: str, extra: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     args = [sys.executable, str(SCRIPT), "--label", label, "--batches", "5", "--out", str(out),
-            "--config", "configs/lm/ptb/kd-ablation/2-cr-ste.yaml"]  # fmt: skip
+            "--config", "configs/lm/ptb/kd-ablation/2-cr-ste.yaml", *(extra or [])]  # fmt: skip
     for s in [f"dataset={corpus}", *TINY, *sets]:
         args += ["--set", s]
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
@@ -37,6 +39,14 @@ def test_records_every_step_and_the_clip_fraction(tmp_path: Path) -> None:
     assert set(data) == {"loose", "tight"}  # merged, not overwritten
     assert data["loose"]["steps"] == data["tight"]["steps"] == 5
     assert data["loose"]["clipped_fraction"] == 0.0 and data["tight"]["clipped_fraction"] == 1.0
+    assert (
+        list(data["loose"]["per_epoch"]) == ["1"] and data["loose"]["per_epoch"]["1"]["steps"] == 5
+    )
+    two = _run(out, corpus, "two", "train.clip=1e-6", extra=["--epochs", "2"])
+    assert two.returncode == 0, two.stderr
+    per_epoch = json.loads(out.read_text())["two"]["per_epoch"]
+    assert [per_epoch[e]["steps"] for e in ("1", "2")] == [5, 5]
+    assert all(per_epoch[e]["clipped_fraction"] == 1.0 for e in ("1", "2"))
     groups = data["loose"]["first_quarter"]
     assert {"lstm", "output_embedding", "token_embedding.compose.lstm"} <= set(groups), groups
     for entry in data.values():  # each step's shares of the squared norm are at most 1
