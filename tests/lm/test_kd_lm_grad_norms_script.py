@@ -49,11 +49,6 @@ def test_records_every_step_and_the_clip_fraction(tmp_path: Path) -> None:
     assert all(per_epoch[e]["clipped_fraction"] == 1.0 for e in ("1", "2"))
     groups = data["loose"]["first_quarter"]
     assert {"lstm", "output_embedding", "token_embedding.compose.lstm"} <= set(groups), groups
-    for entry in data.values():  # each step's shares of the squared norm are at most 1
-        for part in ("first_quarter", "last_quarter"):
-            shares = [g["median_share"] for g in entry[part].values()]
-            assert all(0.0 <= s <= 1.0 for s in shares)
-            assert entry["total_norm_quartiles"][0] <= entry["total_norm_quartiles"][2]
 
 
 @pytest.mark.parametrize(
