@@ -229,7 +229,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ``--frozen-epochs`` (the staged chain starts from a reconstruction-only run).
     """
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--teacher", type=Path, required=True, help="trained KGE run directory")
+    parser.add_argument(
+        "--teacher", type=Path, default=None, help="trained KGE run directory (not with --plot-only)"
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs/kd-kge"))
     parser.add_argument("--settings", nargs="+", default=None, help="K:D:code_dim[:composition]")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
@@ -272,6 +274,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.plot_only and (args.out is None or args.png is None or not args.out.is_file()):
         parser.error("--plot-only draws --png from an existing --out: give both")
+    if not args.plot_only and args.teacher is None:
+        parser.error("--teacher is required (the trained KGE run directory to compress)")
     if args.finetune_epochs and (args.joint_epochs or args.frozen_epochs):
         parser.error("--finetune-epochs is the single-run variant; with stages use --frozen-epochs")
     if args.settings is None:

@@ -50,6 +50,8 @@ def test_default_is_the_single_run_of_before() -> None:
     assert "train.max_epochs=2" in sets and "entity_embedding.kd.freeze_codes=true" in sets
     with pytest.raises(SystemExit):
         script.parse_args(["--teacher", "t", "--finetune-epochs", "2", "--joint-epochs", "1"])
+    with pytest.raises(SystemExit):  # training needs a teacher; --plot-only does not
+        script.parse_args(["--finetune-epochs", "2"])
 
 
 def test_optimizer_lr_and_penalty_weight_apply_to_the_task_stages_only() -> None:
@@ -237,7 +239,7 @@ def test_plot_only_draws_a_committed_curve(committed: str, tmp_path: Path) -> No
     script = _script()
     drawn: dict[str, object] = {}
     png = tmp_path / "curve.png"
-    argv = ["--teacher", "t", "--out", str(ROOT / committed), "--png", str(png), "--plot-only"]
+    argv = ["--out", str(ROOT / committed), "--png", str(png), "--plot-only"]  # no --teacher
     original = script.plot_compression_curve
     script.plot_compression_curve = lambda points, **kw: drawn.update(kw) or original(points, **kw)
     script.main(argv)
