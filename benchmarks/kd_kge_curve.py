@@ -230,7 +230,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
-        "--teacher", type=Path, default=None, help="trained KGE run directory (not with --plot-only)"
+        "--teacher",
+        type=Path,
+        default=None,
+        help="trained KGE run directory (not with --plot-only)",
     )
     parser.add_argument("--runs", type=Path, default=Path("runs/kd-kge"))
     parser.add_argument("--settings", nargs="+", default=None, help="K:D:code_dim[:composition]")
