@@ -5,14 +5,17 @@ Usage: .venv/bin/python benchmarks/sse_nmt_report.py runs/nmt/sse-nmt-multi30k.j
            --png runs/nmt/curves --write
 
 Prints a markdown table; ``--write`` stores the summary under ``"summary"`` in the JSON (the grid
-keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws ``PREFIX-loss.png`` (valid NLL per target token) and
-``PREFIX-bleu.png`` (greedy BLEU on the first valid sentences) against training minutes for the
-paired runs, read from their ``trace.jsonl`` under ``--runs``. Last stdout line: JSON.
+keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws ``PREFIX-loss.png`` (valid NLL per target token),
+``PREFIX-loss-end.png`` (the same, y axis from 0.05 below the best final valid NLL to 0.45
+above it) and ``PREFIX-bleu.png`` (greedy BLEU on the first valid sentences) against training minutes for the
+paired runs, read from ``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed
+``docs/sse-nmt-traces``). Last stdout line: JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -30,40 +33,68 @@ def _stats(values: list[float]) -> dict[str, Any]:
 
 
 def summarize(grid: dict[str, Any]) -> dict[str, Any]:
-    """``groups``: test BLEU statistics per variant and p over the finished seeds (sample sd,
-    ``None`` below 2 seeds); ``paired``: SSE-SE (p = 0.01) minus baseline test BLEU over the seeds
-    where both finished."""
+    """``groups``: test BLEU and test NLL (nats per target token) statistics per variant and p
+    over the finished seeds (sample sd, ``None`` below 2 seeds); ``paired_sse_minus_baseline``:
+    SSE-SE (p = 0.01) minus baseline test BLEU over the seeds where both finished;
+    ``paired_by_p``: for every p, the same-seed differences of test BLEU and test NLL (``diffs``
+    lists them by seed)."""
     done = {
         k: c for k, c in grid.get("cells", {}).items() if c.get("test", {}).get("bleu") is not None
     }
     groups: dict[str, dict[str, Any]] = {}
-    for cell in done.values():
+    order = sorted(done.values(), key=lambda c: (c["p"] is not None, c["p"] or 0.0, c["seed"]))
+    for cell in order:  # baseline first, then by p
         name = "baseline" if cell["p"] is None else f"sse-se p={cell['p']}"
-        groups.setdefault(name, {"seeds": [], "bleu": []})
-        groups[name]["seeds"].append(cell["seed"])
-        groups[name]["bleu"].append(cell["test"]["bleu"])
-    by_seed = {(c["p"], c["seed"]): c["test"]["bleu"] for c in done.values()}
-    paired = sorted(s for p, s in by_seed if p is None and (0.01, s) in by_seed)
-    diffs = [by_seed[(0.01, s)] - by_seed[(None, s)] for s in paired]
+        group = groups.setdefault(name, {"seeds": [], "bleu": [], "loss": []})
+        group["seeds"].append(cell["seed"])
+        group["bleu"].append(cell["test"]["bleu"])
+        if cell["test"].get("loss") is not None:
+            group["loss"].append(cell["test"]["loss"])
+    by_seed = {(c["p"], c["seed"]): c["test"] for c in done.values()}
+    paired_by_p: dict[str, Any] = {}
+    for p in sorted({p for p, _ in by_seed if p is not None}):
+        seeds = sorted(s for q, s in by_seed if q == p and (None, s) in by_seed)
+        entry: dict[str, Any] = {"seeds": seeds}
+        for metric in ("bleu", "loss"):
+            diffs = [by_seed[(p, s)].get(metric) for s in seeds]
+            base = [by_seed[(None, s)].get(metric) for s in seeds]
+            if all(d is not None for d in diffs) and all(b is not None for b in base):
+                values = [d - b for d, b in zip(diffs, base, strict=True)]
+                entry[f"test_{metric}"] = _stats(values) | {"diffs": values}
+        paired_by_p[str(p)] = entry
+    pairs = paired_by_p.get("0.01", {}).get("test_bleu")
     return {
-        "groups": {name: {"seeds": g["seeds"], "test_bleu": _stats(g["bleu"])} for name, g in groups.items()},
-        "paired_sse_minus_baseline": _stats(diffs),
+        "groups": {name: {"seeds": g["seeds"], "test_bleu": _stats(g["bleu"]),
+                          "test_loss": _stats(g["loss"])} for name, g in groups.items()},
+        "paired_sse_minus_baseline": _stats([]) if pairs is None
+        else {k: pairs[k] for k in ("n", "mean", "sd")},
+        "paired_by_p": paired_by_p,
     }  # fmt: skip
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    def fmt(s: dict[str, Any]) -> str:
-        if s["mean"] is None:
+    def fmt(s: dict[str, Any] | None, digits: int = 2) -> str:
+        if s is None or s["mean"] is None:
             return "-"
-        return f"{s['mean']:.2f}" + ("" if s["sd"] is None else f" ± {s['sd']:.2f}")
+        sd = "" if s["sd"] is None else f" ± {s['sd']:.{digits}f}"
+        return f"{s['mean']:.{digits}f}{sd}"
 
-    lines = ["| model | seeds | test BLEU (mean ± sd) |", "| --- | --- | --- |"]
+    lines = [
+        "| model | seeds | test BLEU (mean ± sd) | test NLL (nats/token) |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, g in summary["groups"].items():
-        lines.append(f"| {name} | {', '.join(map(str, g['seeds']))} | {fmt(g['test_bleu'])} |")
-    paired = summary["paired_sse_minus_baseline"]
-    lines.append(
-        f"| SSE-SE p=0.01 minus baseline, same seed | {paired['n']} pairs | {fmt(paired)} |"
-    )
+        seeds = ", ".join(map(str, g["seeds"]))
+        lines.append(f"| {name} | {seeds} | {fmt(g['test_bleu'])} | {fmt(g['test_loss'], 3)} |")
+    lines += [
+        "",
+        "| SSE-SE minus baseline, same seed | seeds | test BLEU | test NLL |",
+        "| --- | --- | --- | --- |",
+    ]
+    for p, entry in summary["paired_by_p"].items():
+        seeds = ", ".join(map(str, entry["seeds"]))
+        bleu, loss = entry.get("test_bleu"), entry.get("test_loss")
+        lines.append(f"| p={p} | {seeds} | {fmt(bleu)} | {fmt(loss, 3)} |")
     return "\n".join(lines)
 
 
@@ -71,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("grid", type=Path)
     parser.add_argument("--runs", type=Path, default=Path("runs/nmt"))
-    parser.add_argument("--png", default=None, help="prefix of the two curve PNGs")
+    parser.add_argument("--png", default=None, help="prefix of the three curve PNGs")
     parser.add_argument("--write", action="store_true", help="store the summary in the JSON")
     args = parser.parse_args(argv)
     grid = json.loads(args.grid.read_text(encoding="utf-8"))
@@ -81,15 +112,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         paired = sorted(k for k, c in grid.get("cells", {}).items()
                         if c.get("returncode") == 0 and c["p"] in (None, 0.01))  # fmt: skip
         dirs = [args.runs / k for k in paired]
+        best = min(grid["cells"][k]["valid"]["loss"] for k in paired) if paired else 0.0
         summary["curves"] = [
-            str(plot_trace(dirs, Path(f"{args.png}-{name}.png"), metric=metric, title=title))
-            for name, metric, title in (
-                ("loss", "loss", "Multi30K valid NLL per target token"),
-                ("bleu", "bleu_greedy", "Multi30K greedy BLEU, first valid sentences"),
+            str(plot_trace(dirs, Path(f"{args.png}-{name}.png"), metric=metric, title=title,
+                           ylim=ylim))
+            for name, metric, title, ylim in (
+                ("loss", "loss", "Multi30K valid NLL per target token", None),
+                ("loss-end", "loss", "Multi30K valid NLL per target token (zoomed)",
+                 (best - 0.05, best + 0.45)),
+                ("bleu", "bleu_greedy", "Multi30K greedy BLEU, first valid sentences", None),
             )
-        ]
+        ]  # fmt: skip
     if args.write:
-        with grid_lock(args.runs):  # refused while the grid runs: it rewrites the same file
+        # refused while a grid runs on --runs (it rewrites the same file); a directory that no
+        # grid ever used (committed traces) is not locked
+        lock = grid_lock(args.runs) if (args.runs / "LOCK").exists() else contextlib.nullcontext()
+        with lock:
             grid = json.loads(args.grid.read_text(encoding="utf-8"))
             grid["summary"] = summary
             tmp = args.grid.with_suffix(".tmp")

@@ -76,12 +76,18 @@ def plot_compression_curve(
 
 
 def plot_trace(
-    run_dirs: list[Path], out: Path, *, metric: str | None = None, title: str = ""
+    run_dirs: list[Path],
+    out: Path,
+    *,
+    metric: str | None = None,
+    title: str = "",
+    ylim: tuple[float, float] | None = None,
 ) -> Path:
     """Validation ``metric`` against wall-clock minutes for each run directory (any task).
 
     ``metric`` ``None``: each run's model-selection metric, named in its trace's ``start``
     event (KGE ``mrr``, MF ``rmse``, LM ``loss``; ``mrr`` for traces written before it was).
+    ``ylim``: (bottom, top) of the y axis, to zoom in on the end of the curves; ``None``: all.
 
     Raises:
         UserError: a directory without ``trace.jsonl``, without validation events, or whose
@@ -113,6 +119,8 @@ def plot_trace(
     ax.set_xlabel("training time (minutes, incl. validation)")
     ax.set_ylabel(f"valid {' / '.join(sorted(names))} (dotted: final test)")
     ax.set_title(title or "validation curve")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend()
     return save_png(fig, out)

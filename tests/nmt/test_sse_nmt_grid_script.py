@@ -85,7 +85,7 @@ def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert paired["n"] == 1
     assert paired["mean"] == pytest.approx(bleu["sse-p0.01-s0"] - bleu["base-s0"])
     assert summary["groups"]["sse-se p=0.1"]["test_bleu"]["mean"] == bleu["sse-p0.1-s0"]
-    for name in ("loss", "bleu"):
+    for name in ("loss", "loss-end", "bleu"):
         assert (tmp_path / f"curves-{name}.png").stat().st_size > 1000
     assert json.loads(out.read_text())["summary"]["groups"] == summary["groups"]
 
@@ -97,13 +97,15 @@ def test_report_sd_is_the_sample_sd() -> None:
     finally:
         sys.path.remove(str(BENCH))
     cells = {
-        f"base-s{s}": {"p": None, "seed": s, "test": {"bleu": b}}
-        for s, b in enumerate([30.0, 32.0, 34.0])
+        f"base-s{s}": {"p": None, "seed": s, "test": {"bleu": b, "loss": n}}
+        for s, (b, n) in enumerate([(30.0, 2.0), (32.0, 1.9), (34.0, 1.8)])
     }
     cells |= {
-        f"sse-p0.01-s{s}": {"p": 0.01, "seed": s, "test": {"bleu": b}}
-        for s, b in enumerate([31.0, 32.5])
+        f"sse-p0.01-s{s}": {"p": 0.01, "seed": s, "test": {"bleu": b, "loss": n}}
+        for s, (b, n) in enumerate([(31.0, 1.95), (32.5, 1.8)])
     }
+    cells["sse-p0.1-s2"] = {"p": 0.1, "seed": 2, "test": {"bleu": 33.0, "loss": 1.85}}
+    cells["sse-p0.1-s5"] = {"p": 0.1, "seed": 5, "test": {"bleu": 40.0}}  # no baseline seed 5
     summary = sse_nmt_report.summarize({"cells": cells})
     assert summary["groups"]["baseline"]["test_bleu"] == {"n": 3, "mean": 32.0, "sd": 2.0}
     diffs = [1.0, 0.5]
@@ -112,3 +114,10 @@ def test_report_sd_is_the_sample_sd() -> None:
         "mean": 0.75,
         "sd": pytest.approx(statistics.stdev(diffs)),
     }
+    assert summary["groups"]["baseline"]["test_loss"]["mean"] == pytest.approx(1.9)
+    by_p = summary["paired_by_p"]
+    assert by_p["0.01"]["seeds"] == [0, 1]
+    assert by_p["0.01"]["test_loss"]["diffs"] == pytest.approx([-0.05, -0.1])
+    assert by_p["0.1"]["seeds"] == [2]  # seed 5 has no baseline to pair with
+    assert by_p["0.1"]["test_bleu"] == {"n": 1, "mean": -1.0, "sd": None, "diffs": [-1.0]}
+    assert "| p=0.1 | 2 | -1.00 |" in sse_nmt_report.markdown(summary)

@@ -49,6 +49,9 @@ def test_plot_trace_draws_each_tasks_selection_metric(
     (line, *_) = drawn[0].axes[0].lines
     assert list(line.get_ydata()) == [e[metric] for e in valid]
     assert list(line.get_xdata()) == pytest.approx([e["seconds"] / 60 for e in valid])
+    assert drawn[0].axes[0].get_ylim() != (0.25, 0.5)
+    plots.plot_trace([run], tmp_path / "zoom.png", ylim=(0.25, 0.5))
+    assert drawn[1].axes[0].get_ylim() == (0.25, 0.5)
     monkeypatch.undo()
     png = tmp_path / "curve2.png"
     assert main(["plot", "trace", str(run), "--out", str(png)]) == 0 and png.is_file()
