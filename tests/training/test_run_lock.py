@@ -98,6 +98,15 @@ def test_overwrite_of_an_empty_directory_is_not_confused_by_the_lock(tmp_path: P
     release_run_dir(run)
 
 
+def test_a_refused_overwrite_leaves_no_lock_file(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds no run"):
+        prepare_run_dir(notes, LmConfig(), overwrite=True)
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]  # untouched, no .lock added
+
+
 def _interrupt(*args: object, **kwargs: object) -> None:
     raise KeyboardInterrupt
 

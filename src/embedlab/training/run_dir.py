@@ -107,6 +107,8 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
     """
     if run_dir.is_file():
         raise UserError(f"--out {run_dir} is a file, not a run directory")
+    if overwrite:  # refused before the lock file is made, so a refusal leaves nothing behind
+        _refuse_overwriting_a_non_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_run_dir(run_dir)  # before anything is read or deleted
     try:
@@ -116,14 +118,21 @@ def prepare_run_dir(run_dir: Path, config: BaseModel, *, overwrite: bool) -> boo
         raise
 
 
+def _refuse_overwriting_a_non_run(run_dir: Path) -> None:
+    """Raises UserError: ``run_dir`` holds files (besides a lock) but no ``config.yaml``."""
+    if not run_dir.is_dir() or (run_dir / "config.yaml").is_file():
+        return
+    if any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        raise UserError(
+            f"refusing to --overwrite {run_dir}: it is not empty and holds no run (no config.yaml)"
+        )
+
+
 def _prepare_locked(run_dir: Path, config: BaseModel, *, overwrite: bool) -> bool:
     saved = run_dir / "config.yaml"
     if overwrite:
+        _refuse_overwriting_a_non_run(run_dir)  # again, under the lock
         contents = [p for p in run_dir.iterdir() if p.name != LOCK_NAME]
-        if not saved.is_file() and contents:
-            raise UserError(
-                f"refusing to --overwrite {run_dir}: it is not empty and holds no run (no config.yaml)"
-            )
         for path in contents:  # the lock file stays: the lock is never let go in between
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
