@@ -31,9 +31,10 @@ def cited_paths() -> dict[str, list[str]]:
 
 
 def _exists(path: str) -> bool:
+    """A file or directory, or the prefix of files (``--png docs/img/x`` writes ``x-*.png``)."""
     if path.endswith("*"):
         return any(ROOT.glob(path))
-    return (ROOT / path).exists()
+    return (ROOT / path).exists() or any(ROOT.glob(f"{path}-*"))
 
 
 def test_cited_paths_exist() -> None:
