@@ -4,12 +4,13 @@ seeds, the paired (same seed) SSE-SE minus baseline difference, the p sweep, and
 Usage: .venv/bin/python benchmarks/sse_nmt_report.py runs/nmt/sse-nmt-multi30k.json --runs runs/nmt \
            --png runs/nmt/curves --write
 
-Prints a markdown table; ``--write`` stores the summary under ``"summary"`` in the JSON (the grid
-keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws ``PREFIX-loss.png`` (valid NLL per target token),
-``PREFIX-loss-end.png`` (the same, y axis from 0.05 below the best final valid NLL to 0.45
-above it) and ``PREFIX-bleu.png`` (greedy BLEU on the first valid sentences) against training minutes for the
-paired runs, read from ``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed
-``docs/sse-nmt-traces``). Last stdout line: JSON.
+Prints the markdown tables; ``--write`` stores the summary under ``"summary"`` in the JSON (the
+grid keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws
+``PREFIX-loss.png`` (valid NLL per target token), ``PREFIX-loss-end.png`` (the same, y axis from
+0.05 below the best final valid NLL to 0.45 above it) and ``PREFIX-bleu.png`` (greedy BLEU on the
+first valid sentences) against training minutes for the paired runs, read from
+``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed ``docs/sse-nmt-traces``).
+Last stdout line: JSON.
 """
 
 from __future__ import annotations
