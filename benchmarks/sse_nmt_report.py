@@ -8,7 +8,8 @@ Prints the markdown tables; ``--write`` stores the summary under ``"summary"`` i
 grid keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws
 ``PREFIX-loss.png`` (valid NLL per target token), ``PREFIX-loss-end.png`` (the same, y axis from
 0.05 below the best final valid NLL to 0.45 above it) and ``PREFIX-bleu.png`` (greedy BLEU on the
-first valid sentences) against training minutes for the paired runs, read from
+first valid sentences) against training minutes for the paired runs (blue baseline, red SSE-SE,
+one line style per seed), read from
 ``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed ``docs/sse-nmt-traces``).
 Last stdout line: JSON.
 """
@@ -114,9 +115,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         if c.get("returncode") == 0 and c["p"] in (None, 0.01))  # fmt: skip
         dirs = [args.runs / k for k in paired]
         best = min(grid["cells"][k]["valid"]["loss"] for k in paired) if paired else 0.0
+        dashes = ("-", "--", ":", "-.")
+        styles = {  # one colour per variant, one line style per seed
+            k: {"color": "tab:blue" if grid["cells"][k]["p"] is None else "tab:red",
+                "linestyle": dashes[grid["cells"][k]["seed"] % len(dashes)]}
+            for k in paired
+        }  # fmt: skip
         summary["curves"] = [
             str(plot_trace(dirs, Path(f"{args.png}-{name}.png"), metric=metric, title=title,
-                           ylim=ylim))
+                           ylim=ylim, styles=styles))
             for name, metric, title, ylim in (
                 ("loss", "loss", "Multi30K valid NLL per target token", None),
                 ("loss-end", "loss", "Multi30K valid NLL per target token (zoomed)",

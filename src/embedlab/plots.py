@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 from matplotlib import colormaps
@@ -82,12 +82,15 @@ def plot_trace(
     metric: str | None = None,
     title: str = "",
     ylim: tuple[float, float] | None = None,
+    styles: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """Validation ``metric`` against wall-clock minutes for each run directory (any task).
 
     ``metric`` ``None``: each run's model-selection metric, named in its trace's ``start``
     event (KGE ``mrr``, MF ``rmse``, LM ``loss``; ``mrr`` for traces written before it was).
     ``ylim``: (bottom, top) of the y axis, to zoom in on the end of the curves; ``None``: all.
+    ``styles``: matplotlib line keywords per run directory name (e.g. one colour per variant and
+    one line style per seed); runs not named get the default colour cycle.
 
     Raises:
         UserError: a directory without ``trace.jsonl``, without validation events, or whose
@@ -112,7 +115,8 @@ def plot_trace(
             )
         names.add(key)
         minutes = [e["seconds"] / 60 for e in valid]
-        ax.plot(minutes, [e[key] for e in valid], marker=".", label=run_dir.name)
+        style = {"marker": ".", **(styles or {}).get(run_dir.name, {})}
+        ax.plot(minutes, [e[key] for e in valid], label=run_dir.name, **style)
         tests = [e for e in events if e["event"] == "test" and key in e]
         if tests:
             ax.axhline(tests[-1][key], linestyle=":", linewidth=1, color=ax.lines[-1].get_color())

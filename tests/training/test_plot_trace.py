@@ -50,8 +50,15 @@ def test_plot_trace_draws_each_tasks_selection_metric(
     assert list(line.get_ydata()) == [e[metric] for e in valid]
     assert list(line.get_xdata()) == pytest.approx([e["seconds"] / 60 for e in valid])
     assert drawn[0].axes[0].get_ylim() != (0.25, 0.5)
-    plots.plot_trace([run], tmp_path / "zoom.png", ylim=(0.25, 0.5))
+    plots.plot_trace([run], tmp_path / "zoom.png", ylim=(0.25, 0.5),
+                     styles={run.name: {"color": "tab:red", "linestyle": "--"}})  # fmt: skip
     assert drawn[1].axes[0].get_ylim() == (0.25, 0.5)
+    (styled, *_) = drawn[1].axes[0].lines
+    assert (styled.get_color(), styled.get_linestyle(), styled.get_marker()) == (
+        "tab:red",
+        "--",
+        ".",
+    )
     monkeypatch.undo()
     png = tmp_path / "curve2.png"
     assert main(["plot", "trace", str(run), "--out", str(png)]) == 0 and png.is_file()
