@@ -4,7 +4,8 @@ seeds, the paired (same seed) SSE-SE minus baseline difference, the p sweep, and
 Usage: .venv/bin/python benchmarks/sse_nmt_report.py runs/nmt/sse-nmt-multi30k.json --runs runs/nmt \
            --png runs/nmt/curves --write
 
-Prints the markdown tables; ``--write`` stores the summary under ``"summary"`` in the JSON (the
+Prints the markdown tables (per model, same-seed differences, and per run where ``--runs`` holds
+the traces); ``--write`` stores the summary under ``"summary"`` in the JSON (the
 grid keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` draws
 ``PREFIX-loss.png`` (valid NLL per target token), ``PREFIX-loss-end.png`` (the same, y axis from
 0.05 below the best final valid NLL to 0.45 above it) and ``PREFIX-bleu.png`` (greedy BLEU on the
@@ -27,6 +28,7 @@ from typing import Any
 from cell_queue import grid_lock
 
 from embedlab.plots import plot_trace
+from embedlab.training.trace import events_of_final_history, read_trace
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -58,10 +60,11 @@ def summarize(grid: dict[str, Any]) -> dict[str, Any]:
         seeds = sorted(s for q, s in by_seed if q == p and (None, s) in by_seed)
         entry: dict[str, Any] = {"seeds": seeds}
         for metric in ("bleu", "loss"):
-            diffs = [by_seed[(p, s)].get(metric) for s in seeds]
-            base = [by_seed[(None, s)].get(metric) for s in seeds]
-            if all(d is not None for d in diffs) and all(b is not None for b in base):
-                values = [d - b for d, b in zip(diffs, base, strict=True)]
+            pairs_of = [
+                (by_seed[(p, s)].get(metric), by_seed[(None, s)].get(metric)) for s in seeds
+            ]
+            if all(sse is not None and base is not None for sse, base in pairs_of):
+                values = [sse - base for sse, base in pairs_of]
                 entry[f"test_{metric}"] = _stats(values) | {"diffs": values}
         paired_by_p[str(p)] = entry
     pairs = paired_by_p.get("0.01", {}).get("test_bleu")
@@ -72,6 +75,52 @@ def summarize(grid: dict[str, Any]) -> dict[str, Any]:
         else {k: pairs[k] for k in ("n", "mean", "sd")},
         "paired_by_p": paired_by_p,
     }  # fmt: skip
+
+
+def per_run(grid: dict[str, Any], runs: Path) -> dict[str, dict[str, Any]]:
+    """For each finished run with ``<runs>/<run>/trace.jsonl``: the averaged model's valid/test
+    BLEU and NLL (from the grid's row) and, from the trace's final history, the best per-epoch
+    valid NLL and its epoch, the last epoch's valid NLL and its training NLL (plain NLL of the
+    training batches in training mode: dropout, and SSE where on)."""
+    rows: dict[str, dict[str, Any]] = {}
+    cells = grid.get("cells", {})
+    order = sorted(
+        cells, key=lambda k: (cells[k]["seed"], cells[k]["p"] is not None, cells[k]["p"] or 0.0)
+    )
+    for key in order:
+        cell, path = cells[key], runs / key / "trace.jsonl"
+        if cell.get("test", {}).get("bleu") is None or not path.is_file():
+            continue
+        events = read_trace(path)
+        valid = events_of_final_history(events, "valid")
+        epochs = events_of_final_history(events, "epoch")
+        best = min(valid, key=lambda e: e["loss"])
+        rows[key] = {
+            "seed": cell["seed"], "p": cell["p"],
+            "test_bleu": cell["test"]["bleu"], "valid_bleu": cell["valid"]["bleu"],
+            "test_loss": cell["test"]["loss"], "valid_loss": cell["valid"]["loss"],
+            "best_epoch": best["epoch"], "best_epoch_valid_loss": best["loss"],
+            "last_epoch": valid[-1]["epoch"], "last_valid_loss": valid[-1]["loss"],
+            "last_train_loss": epochs[-1]["loss"],
+        }  # fmt: skip
+    return rows
+
+
+def per_run_markdown(rows: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| seed | model | test BLEU | valid BLEU | test NLL | valid NLL | best valid NLL of an "
+        "epoch (epoch) | valid NLL, last epoch | train NLL, last epoch |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows.values():
+        model = "baseline" if r["p"] is None else f"SSE-SE p={r['p']}"
+        lines.append(
+            f"| {r['seed']} | {model} | {r['test_bleu']:.2f} | {r['valid_bleu']:.2f} "
+            f"| {r['test_loss']:.3f} | {r['valid_loss']:.3f} "
+            f"| {r['best_epoch_valid_loss']:.3f} ({r['best_epoch']}) "
+            f"| {r['last_valid_loss']:.3f} | {r['last_train_loss']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -110,6 +159,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     grid = json.loads(args.grid.read_text(encoding="utf-8"))
     summary = summarize(grid)
     print(markdown(summary))
+    rows = per_run(grid, args.runs)
+    if rows:
+        summary["per_run"] = rows
+        print("\n" + per_run_markdown(rows))
     if args.png:
         paired = sorted(k for k, c in grid.get("cells", {}).items()
                         if c.get("returncode") == 0 and c["p"] in (None, 0.01))  # fmt: skip

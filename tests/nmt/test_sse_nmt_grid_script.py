@@ -85,6 +85,14 @@ def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert paired["n"] == 1
     assert paired["mean"] == pytest.approx(bleu["sse-p0.01-s0"] - bleu["base-s0"])
     assert summary["groups"]["sse-se p=0.1"]["test_bleu"]["mean"] == bleu["sse-p0.1-s0"]
+    for key in keys:  # per-run columns against the trace read line by line
+        events = [json.loads(x) for x in (runs / key / "trace.jsonl").read_text().splitlines()]
+        valid = [e["loss"] for e in events if e["event"] == "valid"]
+        train = [e["loss"] for e in events if e["event"] == "epoch"]
+        row = summary["per_run"][key]
+        assert (row["best_epoch_valid_loss"], row["last_valid_loss"]) == (min(valid), valid[-1])
+        assert row["best_epoch"] == 1 + valid.index(min(valid)) and row["last_epoch"] == 2
+        assert row["last_train_loss"] == train[-1] and row["test_bleu"] == bleu[key]
     for name in ("loss", "loss-end", "bleu"):
         assert (tmp_path / f"curves-{name}.png").stat().st_size > 1000
     assert json.loads(out.read_text())["summary"]["groups"] == summary["groups"]
