@@ -10,7 +10,9 @@ grid keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` 
 ``PREFIX-loss.png`` (valid NLL per target token), ``PREFIX-loss-end.png`` (the same, y axis from
 0.05 below the best final valid NLL to 0.45 above it) and ``PREFIX-bleu.png`` (greedy BLEU on the
 first valid sentences) against training minutes for the paired runs (blue baseline, red SSE-SE,
-one line style per seed), read from
+one line style per seed), and ``PREFIX-sweep.png`` (valid NLL against epochs, zoomed like
+``loss-end``, of the p sweep's seed: baseline and every p) where a seed has more than one p, read
+from
 ``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed ``docs/sse-nmt-traces``).
 Last stdout line: JSON.
 """
@@ -75,6 +77,19 @@ def summarize(grid: dict[str, Any]) -> dict[str, Any]:
         else {k: pairs[k] for k in ("n", "mean", "sd")},
         "paired_by_p": paired_by_p,
     }  # fmt: skip
+
+
+def sweep_runs(grid: dict[str, Any]) -> list[str]:
+    """The finished runs of the p sweep's seed (the lowest seed with more than one SSE-SE p),
+    baseline first, then by p; ``[]`` when no seed has more than one p."""
+    cells = {k: c for k, c in grid.get("cells", {}).items() if c.get("returncode") == 0}
+    seeds = sorted({c["seed"] for c in cells.values()})
+    for seed in seeds:
+        ps = {c["p"] for c in cells.values() if c["seed"] == seed and c["p"] is not None}
+        if len(ps) > 1:
+            keys = [k for k, c in cells.items() if c["seed"] == seed]
+            return sorted(keys, key=lambda k: (cells[k]["p"] is not None, cells[k]["p"] or 0.0))
+    return []
 
 
 def per_run(grid: dict[str, Any], runs: Path) -> dict[str, dict[str, Any]]:
@@ -184,6 +199,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ("bleu", "bleu_greedy", "Multi30K greedy BLEU, first valid sentences", None),
             )
         ]  # fmt: skip
+        sweep = sweep_runs(grid)
+        if sweep:  # against epochs: the sweep's runs may have shared the machine differently
+            low = min(grid["cells"][k]["valid"]["loss"] for k in sweep)
+            summary["curves"].append(
+                str(plot_trace([args.runs / k for k in sweep], Path(f"{args.png}-sweep.png"),
+                               metric="loss", title="Multi30K valid NLL per target token, p sweep",
+                               ylim=(low - 0.05, low + 0.45), x_axis="epoch"))
+            )  # fmt: skip
     if args.write:
         # refused while a grid runs on --runs (it rewrites the same file); a directory that no
         # grid ever used (committed traces) is not locked

@@ -83,19 +83,27 @@ def plot_trace(
     title: str = "",
     ylim: tuple[float, float] | None = None,
     styles: dict[str, dict[str, Any]] | None = None,
+    x_axis: str = "minutes",
 ) -> Path:
-    """Validation ``metric`` against wall-clock minutes for each run directory (any task).
+    """Validation ``metric`` against wall-clock minutes (or epochs) for each run directory (any
+    task).
 
     ``metric`` ``None``: each run's model-selection metric, named in its trace's ``start``
     event (KGE ``mrr``, MF ``rmse``, LM ``loss``; ``mrr`` for traces written before it was).
     ``ylim``: (bottom, top) of the y axis, to zoom in on the end of the curves; ``None``: all.
     ``styles``: matplotlib line keywords per run directory name (e.g. one colour per variant and
     one line style per seed); runs not named get the default colour cycle.
+    ``x_axis``: ``"minutes"`` (training time including validation, from the trace's
+    ``seconds``) or ``"epoch"`` (compares runs that trained at different speeds, e.g. with more
+    runs sharing the machine).
 
     Raises:
+        ValueError: ``x_axis`` is neither ``"minutes"`` nor ``"epoch"``.
         UserError: a directory without ``trace.jsonl``, without validation events, or whose
             validation events lack ``metric``.
     """
+    if x_axis not in ("minutes", "epoch"):
+        raise ValueError(f"x_axis must be 'minutes' or 'epoch', got {x_axis!r}")
     fig, ax = new_figure((6.4, 4.0))
     names = set()
     for run_dir in run_dirs:
@@ -114,13 +122,13 @@ def plot_trace(
                 f"{path}: validation events have no {key!r}; choose --metric from {found}"
             )
         names.add(key)
-        minutes = [e["seconds"] / 60 for e in valid]
+        xs = [e["seconds"] / 60 if x_axis == "minutes" else e["epoch"] for e in valid]
         style = {"marker": ".", **(styles or {}).get(run_dir.name, {})}
-        ax.plot(minutes, [e[key] for e in valid], label=run_dir.name, **style)
+        ax.plot(xs, [e[key] for e in valid], label=run_dir.name, **style)
         tests = [e for e in events if e["event"] == "test" and key in e]
         if tests:
             ax.axhline(tests[-1][key], linestyle=":", linewidth=1, color=ax.lines[-1].get_color())
-    ax.set_xlabel("training time (minutes, incl. validation)")
+    ax.set_xlabel("training time (minutes, incl. validation)" if x_axis == "minutes" else "epoch")
     ax.set_ylabel(f"valid {' / '.join(sorted(names))} (dotted: final test)")
     ax.set_title(title or "validation curve")
     if ylim is not None:

@@ -93,8 +93,9 @@ def test_grid_and_report_on_a_tiny_corpus(tmp_path: Path) -> None:
         assert (row["best_epoch_valid_loss"], row["last_valid_loss"]) == (min(valid), valid[-1])
         assert row["best_epoch"] == 1 + valid.index(min(valid)) and row["last_epoch"] == 2
         assert row["last_train_loss"] == train[-1] and row["test_bleu"] == bleu[key]
-    for name in ("loss", "loss-end", "bleu"):
+    for name in ("loss", "loss-end", "bleu", "sweep"):
         assert (tmp_path / f"curves-{name}.png").stat().st_size > 1000
+    assert summary["curves"][-1] == str(tmp_path / "curves-sweep.png")
     assert json.loads(out.read_text())["summary"]["groups"] == summary["groups"]
 
 
@@ -129,3 +130,18 @@ def test_report_sd_is_the_sample_sd() -> None:
     assert by_p["0.1"]["seeds"] == [2]  # seed 5 has no baseline to pair with
     assert by_p["0.1"]["test_bleu"] == {"n": 1, "mean": -1.0, "sd": None, "diffs": [-1.0]}
     assert "| p=0.1 | 2 | -1.00 |" in sse_nmt_report.markdown(summary)
+
+    # the sweep curve: the lowest seed with more than one p, baseline first, unfinished left out
+    for cell in cells.values():
+        cell["returncode"] = 0
+    assert sse_nmt_report.sweep_runs({"cells": cells}) == []  # no seed has two p values
+    cells |= {
+        "sse-p0.03-s2": {"p": 0.03, "seed": 2, "returncode": 0},
+        "sse-p0.003-s2": {"p": 0.003, "seed": 2, "returncode": 0},
+        "sse-p0.3-s2": {"p": 0.3, "seed": 2, "returncode": None},
+        "sse-p0.03-s7": {"p": 0.03, "seed": 7, "returncode": 0},
+        "sse-p0.1-s7": {"p": 0.1, "seed": 7, "returncode": 0},
+    }
+    assert sse_nmt_report.sweep_runs({"cells": cells}) == [
+        "base-s2", "sse-p0.003-s2", "sse-p0.03-s2", "sse-p0.1-s2"
+    ]  # fmt: skip

@@ -53,6 +53,13 @@ def test_plot_trace_draws_each_tasks_selection_metric(
     plots.plot_trace([run], tmp_path / "zoom.png", ylim=(0.25, 0.5),
                      styles={run.name: {"color": "tab:red", "linestyle": "--"}})  # fmt: skip
     assert drawn[1].axes[0].get_ylim() == (0.25, 0.5)
+    plots.plot_trace([run], tmp_path / "by-epoch.png", x_axis="epoch")
+    (by_epoch, *_) = drawn[2].axes[0].lines
+    assert list(by_epoch.get_xdata()) == [e["epoch"] for e in valid]
+    assert list(by_epoch.get_ydata()) == [e[metric] for e in valid]
+    assert drawn[2].axes[0].get_xlabel() == "epoch"
+    with pytest.raises(ValueError, match="x_axis"):
+        plots.plot_trace([run], tmp_path / "bad.png", x_axis="steps")
     (styled, *_) = drawn[1].axes[0].lines
     assert (styled.get_color(), styled.get_linestyle(), styled.get_marker()) == (
         "tab:red",
@@ -62,5 +69,8 @@ def test_plot_trace_draws_each_tasks_selection_metric(
     monkeypatch.undo()
     png = tmp_path / "curve2.png"
     assert main(["plot", "trace", str(run), "--out", str(png)]) == 0 and png.is_file()
+    png3 = tmp_path / "curve3.png"
+    assert main(["plot", "trace", str(run), "--x-axis", "epoch", "--out", str(png3)]) == 0
+    assert png3.is_file()
     with pytest.raises(UserError, match="no 'nonsense'"):
         plots.plot_trace([run], png, metric="nonsense")

@@ -22,6 +22,11 @@ from embedlab.recsys.projection import (
 app = typer.Typer(help="Plots from run directories (PNG).", no_args_is_help=True)
 
 
+class XAxis(StrEnum):
+    minutes = "minutes"
+    epoch = "epoch"
+
+
 @app.command()
 def trace(
     run_dirs: list[Path] = typer.Argument(..., help="one or more run directories"),
@@ -32,9 +37,16 @@ def trace(
         "MF rmse, LM loss; e.g. --metric perplexity)",
     ),
     title: str = typer.Option("", help="plot title"),
+    x_axis: XAxis = typer.Option(
+        XAxis.minutes,
+        "--x-axis",
+        help="minutes of training (incl. validation) or epoch (for runs that trained at "
+        "different speeds)",
+    ),
 ) -> None:
-    """Validation metric against training time, read from each run's trace.jsonl."""
-    typer.echo(f"wrote {plot_trace(run_dirs, out, metric=metric, title=title)}")
+    """Validation metric against training time (or epoch), read from each run's trace.jsonl."""
+    written = plot_trace(run_dirs, out, metric=metric, title=title, x_axis=x_axis.value)
+    typer.echo(f"wrote {written}")
 
 
 class TableChoice(StrEnum):
