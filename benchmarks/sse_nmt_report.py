@@ -11,7 +11,7 @@ grid keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` 
 0.05 below the best final valid NLL to 0.45 above it) and ``PREFIX-bleu.png`` (greedy BLEU on the
 first valid sentences) against training minutes for the paired runs (blue baseline, red SSE-SE,
 one line style per seed), and ``PREFIX-sweep.png`` (valid NLL against epochs, zoomed like
-``loss-end``, of the p sweep's seed: baseline and every p) where a seed has more than one p, read
+``loss-end`` but from the lowest final valid or test NLL, of the p sweep's seed: baseline and every p) where a seed has more than one p, read
 from
 ``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed ``docs/sse-nmt-traces``).
 Last stdout line: JSON.
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ]  # fmt: skip
         sweep = sweep_runs(grid)
         if sweep:  # against epochs: the sweep's runs may have shared the machine differently
-            low = min(grid["cells"][k]["valid"]["loss"] for k in sweep)
+            low = min(grid["cells"][k][s]["loss"] for k in sweep for s in ("valid", "test"))
             summary["curves"].append(
                 str(plot_trace([args.runs / k for k in sweep], Path(f"{args.png}-sweep.png"),
                                metric="loss", title="Multi30K valid NLL per target token, p sweep",
