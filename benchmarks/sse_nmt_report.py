@@ -11,9 +11,8 @@ grid keeps that key; refused while a grid runs on ``--runs``); ``--png PREFIX`` 
 0.05 below the best final valid NLL to 0.45 above it) and ``PREFIX-bleu.png`` (greedy BLEU on the
 first valid sentences) against training minutes for the paired runs (blue baseline, red SSE-SE,
 one line style per seed), and ``PREFIX-sweep.png`` (valid NLL against epochs, zoomed like
-``loss-end`` but from the lowest final valid or test NLL, of the p sweep's seed: baseline and every p) where a seed has more than one p, read
-from
-``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed ``docs/sse-nmt-traces``).
+``loss-end`` but from the lowest final valid or test NLL, of the p sweep's seed: baseline and
+every p) where a seed has more than one p, read from ``<runs>/<run>/trace.jsonl`` (a grid's run directories, or the committed ``docs/sse-nmt-traces``).
 Last stdout line: JSON.
 """
 
